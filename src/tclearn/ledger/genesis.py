@@ -1,0 +1,265 @@
+"""Genesis: what block 0 fixes for the life of the chain, read from TOML.
+
+A readable config file (see `examples/coalition.toml`) is validated field by
+field; every error names the field. The genesis payload is the normalised
+config, so any node can rebuild the coalition's rules from block 0 alone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from tclearn.errors import ConfigError
+from tclearn.identity import Identity, check_member_id, IdentityError
+from tclearn.ledger.block import EMPTY_ROOT, ZERO_HASH, Block
+from tclearn.ledger.records import check_hash
+from tclearn.errors import EncodingError
+
+__all__ = ["GenesisConfig", "MemberInfo", "load_config", "parse_config", "build_genesis", "LEVELS"]
+
+LEVELS = ("A", "B", "C")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    member_id: str
+    public_key: bytes
+    cert_fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.member_id, "public_key": self.public_key, "cert_fingerprint": self.cert_fingerprint}
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"missing section [{name}]")
+    return value
+
+
+def _get(section: Mapping[str, Any], where: str, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    if key not in section:
+        if default is ...:
+            raise ConfigError(f"missing field {where}.{key}")
+        return default
+    value = section[key]
+    if isinstance(value, bool) and kind is not bool and (kind == int or kind == (int, float)):
+        raise ConfigError(f"field {where}.{key} must be {kind}, got a boolean")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"field {where}.{key} must be {names}, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class GenesisConfig:
+    """Everything genesis fixes (DESIGN.md §1 "Genesis")."""
+
+    coalition_id: str
+    level: str
+    members: tuple[MemberInfo, ...]
+    task: str
+    architecture: str
+    model_config: dict[str, Any]
+    model_seed: int
+    hyperparams: dict[str, Any]
+    lam: float
+    committee_size: int
+    test_set_hash: str
+    supervisor: str | None = None
+    founder: str = ""
+    revert_authorized: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(f"coalition.level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.level in ("B", "C") and not self.supervisor:
+            raise ConfigError("levels B and C need coalition.supervisor")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError("consensus.lambda must lie in [0, 1]")
+        ids = [m.member_id for m in self.members]
+        if len(ids) < 2:
+            raise ConfigError("a coalition needs at least 2 members")
+        if len(set(ids)) != len(ids):
+            raise ConfigError("member ids must be unique")
+        if not 1 <= self.committee_size <= len(ids) - 1:
+            raise ConfigError(f"consensus.committee_size must lie in [1, {len(ids) - 1}] (members minus proposer)")
+        if self.founder and self.founder not in ids:
+            raise ConfigError(f"coalition.founder {self.founder!r} is not a member")
+        for m in self.revert_authorized:
+            if m not in ids:
+                raise ConfigError(f"consensus.revert_authorized names {m!r}, not a member")
+        try:
+            check_hash(self.test_set_hash, "test_set.hash")
+        except EncodingError as exc:
+            raise ConfigError(str(exc)) from None
+        hp = self.hyperparams
+        if hp.get("optimizer") not in OPTIMIZERS:
+            raise ConfigError(f"hyperparams.optimizer must be one of {', '.join(OPTIMIZERS)}")
+
+    @property
+    def founder_id(self) -> str:
+        return self.founder or self.members[0].member_id
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "coalition_id": self.coalition_id,
+            "level": self.level,
+            "members": [m.to_dict() for m in self.members],
+            "model": {
+                "task": self.task,
+                "architecture": self.architecture,
+                "config": dict(self.model_config),
+                "seed": self.model_seed,
+            },
+            "hyperparams": dict(self.hyperparams),
+            "consensus": {
+                "lambda": float(self.lam),
+                "committee_size": self.committee_size,
+                "revert_authorized": list(self.revert_authorized),
+            },
+            "test_set_hash": self.test_set_hash,
+            "supervisor": self.supervisor,
+            "founder": self.founder_id,
+        }
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> "GenesisConfig":
+        try:
+            members = tuple(
+                MemberInfo(m["id"], bytes(m["public_key"]), m.get("cert_fingerprint", "")) for m in p["members"]
+            )
+            return cls(
+                coalition_id=p["coalition_id"],
+                level=p["level"],
+                members=members,
+                task=p["model"]["task"],
+                architecture=p["model"]["architecture"],
+                model_config=dict(p["model"]["config"]),
+                model_seed=p["model"]["seed"],
+                hyperparams=dict(p["hyperparams"]),
+                lam=p["consensus"]["lambda"],
+                committee_size=p["consensus"]["committee_size"],
+                revert_authorized=tuple(p["consensus"]["revert_authorized"]),
+                test_set_hash=p["test_set_hash"],
+                supervisor=p["supervisor"],
+                founder=p["founder"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"genesis payload is incomplete: {exc}") from None
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    public_keys: Mapping[str, bytes] | None = None,
+    model_hash_free: bool = True,
+) -> tuple[GenesisConfig, list[str]]:
+    """Validate a config mapping. Returns the config and the ids of members without a public key.
+
+    Members without `public_key` get the placeholder b"" and are listed, so
+    `tclearn init` can generate their keys and fill them in.
+    """
+    coalition = _section(data, "coalition")
+    model = _section(data, "model")
+    hp = _section(data, "hyperparams")
+    cons = _section(data, "consensus")
+    raw_members = data.get("members")
+    if not isinstance(raw_members, list) or not raw_members:
+        raise ConfigError("missing [[members]] entries")
+    members = []
+    missing_keys = []
+    public_keys = public_keys or {}
+    for i, m in enumerate(raw_members):
+        if not isinstance(m, Mapping):
+            raise ConfigError(f"members[{i}] must be a table")
+        mid = _get(m, f"members[{i}]", "id", str)
+        try:
+            check_member_id(mid)
+        except IdentityError as exc:
+            raise ConfigError(f"members[{i}].id: {exc}") from None
+        key_hex = _get(m, f"members[{i}]", "public_key", str, "")
+        if mid in public_keys:
+            key = public_keys[mid]
+        elif key_hex:
+            try:
+                key = bytes.fromhex(key_hex)
+            except ValueError:
+                raise ConfigError(f"members[{i}].public_key is not hex") from None
+            if len(key) != 32:
+                raise ConfigError(f"members[{i}].public_key must be 32 bytes (64 hex characters)")
+        else:
+            key = b""
+            missing_keys.append(mid)
+        members.append(MemberInfo(mid, key, _get(m, f"members[{i}]", "cert_fingerprint", str, "")))
+    lr = _get(hp, "hyperparams", "learning_rate", (int, float))
+    if lr <= 0:
+        raise ConfigError("hyperparams.learning_rate must be > 0")
+    epochs = _get(hp, "hyperparams", "epochs", int)
+    min_batch = _get(hp, "hyperparams", "min_batch_size", int)
+    if epochs < 1 or min_batch < 1:
+        raise ConfigError("hyperparams.epochs and hyperparams.min_batch_size must be ≥ 1")
+    hyper = {
+        "learning_rate": float(lr),
+        "optimizer": _get(hp, "hyperparams", "optimizer", str),
+        "epochs": epochs,
+        "min_batch_size": min_batch,
+    }
+    test_set = data.get("test_set", {})
+    if not isinstance(test_set, Mapping):
+        raise ConfigError("[test_set] must be a table")
+    config = GenesisConfig(
+        coalition_id=_get(coalition, "coalition", "id", str),
+        level=_get(coalition, "coalition", "level", str, "A"),
+        supervisor=_get(coalition, "coalition", "supervisor", str, None),
+        founder=_get(coalition, "coalition", "founder", str, ""),
+        members=tuple(members),
+        task=_get(model, "model", "task", str),
+        architecture=_get(model, "model", "architecture", str, ""),
+        model_config=dict(_get(model, "model", "config", Mapping, {})),
+        model_seed=_get(model, "model", "seed", int, 0),
+        hyperparams=hyper,
+        lam=float(_get(cons, "consensus", "lambda", (int, float))),
+        committee_size=_get(cons, "consensus", "committee_size", int),
+        revert_authorized=tuple(_get(cons, "consensus", "revert_authorized", list, [])),
+        test_set_hash=_get(test_set, "test_set", "hash", str, "0" * 64),
+    )
+    return config, missing_keys
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_genesis(config: GenesisConfig, initial_model_hash: str, founder: Identity, timestamp: int) -> Block:
+    """Block 0, signed by the founder and sealed (genesis needs no certificate)."""
+    if founder.member_id != config.founder_id:
+        raise ConfigError(f"genesis must be signed by the founder {config.founder_id}")
+    if any(not m.public_key for m in config.members):
+        raise ConfigError("every member needs a public key before genesis")
+    n = len(config.members)
+    block = Block(
+        index=0,
+        timestamp=timestamp,
+        kind="genesis",
+        prev_hash=ZERO_HASH,
+        model_hash=initial_model_hash,
+        contributor=None,
+        strengths={m.member_id: 1.0 / n for m in config.members},
+        data_ids_root=EMPTY_ROOT,
+        quality_votes=(),
+        block_votes=(),
+        general=config.founder_id,
+        payload={"config": config.to_payload()},
+    )
+    return block.signed_by(founder).sealed()

@@ -1,0 +1,190 @@
+"""The signed records of the protocol: proposals, quality votes, block votes.
+
+Each record is a frozen dataclass validated in its constructor. Its signature
+covers the canonical CBOR of its fields (all but `signature`) under a type tag,
+so a signature for one kind of record can never be replayed as another.
+Records round-trip through plain dicts (`to_dict` / `from_dict`), which is the
+form they take inside blocks and on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Mapping, TypeVar
+
+from tclearn.errors import EncodingError, SignatureError
+from tclearn.identity import Identity, verify_signature
+from tclearn.ledger.encoding import canonical_bytes
+
+__all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash"]
+
+HASH_LEN = 64  # hex SHA-256
+R = TypeVar("R", bound="SignedRecord")
+
+
+def check_hash(value: Any, name: str, allow_empty: bool = False) -> str:
+    if allow_empty and value == "":
+        return value
+    if not isinstance(value, str) or len(value) != HASH_LEN or any(c not in "0123456789abcdef" for c in value):
+        raise EncodingError(f"{name} must be a 64-character lower-case hex SHA-256")
+    return value
+
+
+def check_int(value: Any, name: str, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise EncodingError(f"{name} must be an integer ≥ {minimum}")
+    return value
+
+
+def check_str(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise EncodingError(f"{name} must be a non-empty string")
+    return value
+
+
+def check_scores(value: Any, name: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise EncodingError(f"{name} must be a map of names to numbers")
+    out: dict[str, float] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise EncodingError(f"{name} must be a map of names to numbers")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise EncodingError(f"{name}[{key}] is not finite")
+        out[key] = val
+    return out
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """Base: canonical signing bytes, sign, verify, dict round-trip."""
+
+    TAG: ClassVar[str] = ""
+    signature: bytes = field(default=b"", kw_only=True)
+
+    def body(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature"}
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes({"type": self.TAG, "body": self.body()})
+
+    def signer(self) -> str:
+        raise NotImplementedError
+
+    def signed_by(self: R, identity: Identity) -> R:
+        if identity.member_id != self.signer():
+            raise SignatureError(f"{identity.member_id} cannot sign a record of {self.signer()}")
+        return replace(self, signature=identity.sign(self.signing_bytes()))
+
+    def verify(self, public_key: bytes) -> None:
+        try:
+            verify_signature(public_key, self.signature, self.signing_bytes())
+        except SignatureError:
+            raise SignatureError(f"{self.TAG} signature of {self.signer()} does not verify") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.body()
+        out["signature"] = self.signature
+        return out
+
+    @classmethod
+    def from_dict(cls: type[R], data: Any) -> R:
+        if not isinstance(data, Mapping):
+            raise EncodingError(f"{cls.TAG} must be a map")
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        missing = names - set(data)
+        if unknown or missing:
+            raise EncodingError(
+                f"{cls.TAG}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}"
+            )
+        sig = data["signature"]
+        if not isinstance(sig, bytes):
+            raise EncodingError(f"{cls.TAG}: signature must be bytes")
+        try:
+            return cls(**{k: v for k, v in data.items()})
+        except TypeError as exc:
+            raise EncodingError(f"{cls.TAG}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Proposal(SignedRecord):
+    """A partner's candidate increment for the block at `height`."""
+
+    TAG: ClassVar[str] = "proposal"
+    proposer: str
+    height: int
+    prev_hash: str
+    parent_model_hash: str
+    model_hash: str
+    increment_hash: str
+    sample_count: int
+    data_ids_root: str
+
+    def __post_init__(self) -> None:
+        check_str(self.proposer, "proposer")
+        check_int(self.height, "height", 1)
+        check_hash(self.prev_hash, "prev_hash")
+        check_hash(self.parent_model_hash, "parent_model_hash")
+        check_hash(self.model_hash, "model_hash")
+        check_hash(self.increment_hash, "increment_hash")
+        check_int(self.sample_count, "sample_count", 1)
+        check_hash(self.data_ids_root, "data_ids_root")
+
+    def signer(self) -> str:
+        return self.proposer
+
+    @property
+    def proposal_hash(self) -> str:
+        from tclearn.ledger.encoding import sha256_hex
+
+        return sha256_hex(canonical_bytes(self.to_dict()))
+
+
+@dataclass(frozen=True)
+class QualityVote(SignedRecord):
+    """A validator's verdict on a candidate, with the scores it measured.
+
+    `scores` holds at least `g_old`, `g_new` (on the global test set G) and,
+    when the validator has local data, `l_old`, `l_new`, plus the statistics
+    of the decision rule (see `tclearn.quality`).
+    """
+
+    TAG: ClassVar[str] = "quality-vote"
+    validator: str
+    height: int
+    proposal_hash: str
+    model_hash: str
+    accept: bool
+    scores: dict[str, float]
+
+    def __post_init__(self) -> None:
+        check_str(self.validator, "validator")
+        check_int(self.height, "height", 1)
+        check_hash(self.proposal_hash, "proposal_hash")
+        check_hash(self.model_hash, "model_hash")
+        if not isinstance(self.accept, bool):
+            raise EncodingError("accept must be a boolean")
+        object.__setattr__(self, "scores", check_scores(self.scores, "scores"))
+
+    def signer(self) -> str:
+        return self.validator
+
+
+@dataclass(frozen=True)
+class BlockVote(SignedRecord):
+    """A validator's signature on a block's signing hash: part of its certificate."""
+
+    TAG: ClassVar[str] = "block-vote"
+    validator: str
+    index: int
+    signing_hash: str
+
+    def __post_init__(self) -> None:
+        check_str(self.validator, "validator")
+        check_int(self.index, "index", 0)
+        check_hash(self.signing_hash, "signing_hash")
+
+    def signer(self) -> str:
+        return self.validator
