@@ -113,6 +113,10 @@ def judge(
         raise ValueError("λ must lie in [0, 1]")
     old = tuple(scores.g_old) + tuple(scores.l_old)
     new = tuple(scores.g_new) + tuple(scores.l_new)
+    if not all(math.isfinite(x) for x in old + new):
+        # NaN compares false with everything: without this a NaN candidate would pass.
+        return Judgement(accept=False, scores={"n_g": float(len(scores.g_old)), "n_l": float(len(scores.l_old)),
+                                               "non_finite": 1.0})
     n = len(old)
     m_old, m_new = _mean(old), _mean(new)
     diffs = [b - lam * a for a, b in zip(old, new)]

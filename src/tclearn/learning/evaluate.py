@@ -1,0 +1,103 @@
+"""Evaluation that gives bit-identical per-sample scores on every node.
+
+Why: validators compare their scores on the global test set G; an honest
+validator that evaluates the same model on the same G must produce the very
+same floats, or disagreement would look like evidence against somebody.
+Floating-point results of a network depend on how reductions are split
+(thread count, batch size, which convolution kernel runs), so evaluation:
+
+* runs inside `deterministic_mode()`: one intra-op thread,
+  `torch.use_deterministic_algorithms(True)`, and oneDNN (mkldnn) disabled,
+  since its convolutions pick kernels by batch shape; everything is restored
+  on exit (these are process-wide settings: do not train in another thread
+  meanwhile);
+* evaluates one sample at a time in data-set order, in float32, in eval mode,
+  so a sample's score does not depend on which other samples are evaluated
+  with it (G's scores are the same whatever the validator's L);
+* maps a sample whose output is not finite to score 0, the worst.
+
+Bit-identity is guaranteed for the same torch build on the same CPU family
+(what the simulator and a homogeneous coalition run); across instruction sets
+(AVX2 vs AVX-512) the BLAS kernels may still round differently.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from tclearn.data.dataset import Dataset
+from tclearn.learning.tasks import Task
+
+__all__ = ["deterministic_mode", "torch_threads", "evaluate_model", "evaluate_state", "mean_score"]
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with `threads` intra-op threads (None: leave as is); restore after.
+
+    Why: on a small shared machine torch's default (one thread per core)
+    oversubscribes as soon as anything else runs, and a 3-D U-Net step can
+    get tens of times slower; one thread per training process is the safe
+    choice for a simulator that runs several members in one process.
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError("threads must be ≥ 1")
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def deterministic_mode(threads: int = 1) -> Iterator[None]:
+    """Run the body with fixed threads, deterministic algorithms and no oneDNN; restore after."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_mkldnn = torch.backends.mkldnn.enabled
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = old_mkldnn
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.set_num_threads(old_threads)
+
+
+def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> tuple[float, ...]:
+    """Per-sample scores of `model` on `data`, in data order (Python floats)."""
+    task.check_data(data)
+    was_training = model.training
+    model.eval()
+    scores: list[float] = []
+    try:
+        with deterministic_mode(), torch.inference_mode():
+            model = model.float()
+            for i in range(len(data)):
+                out = model(data.x[i : i + 1].to(torch.float32))
+                scores.append(float(task.sample_scores(out, data.y[i : i + 1])[0]))
+    finally:
+        model.train(was_training)
+    return tuple(scores)
+
+
+def evaluate_state(task: Task, state: Mapping[str, torch.Tensor], data: Dataset) -> tuple[float, ...]:
+    """Per-sample scores of the model holding `state` on `data`."""
+    return evaluate_model(task, task.model_from_state(state), data)
+
+
+def mean_score(scores: Sequence[float]) -> float:
+    """Exactly rounded mean (math.fsum), 0.0 for no sample."""
+    return math.fsum(scores) / len(scores) if scores else 0.0

@@ -1,0 +1,103 @@
+"""A validator's evaluator: parent vs candidate on G and on its own L.
+
+Why a class with a cache: the consensus core asks, round after round, "how
+do the head model and this candidate score?". The head is the parent of every
+candidate until one is accepted, so its scores are computed once and reused.
+Scores are per sample and a sample's score does not depend on the others
+(see `evaluate`), so when the validator's local test set L grows (it only
+grows, by appending the local-test share of its own batches) only the new
+samples are evaluated.
+
+Errors the caller must tell apart (`tclearn.learning.errors`):
+`ModelNotFoundError` (fetch the model, then ask again) and
+`InvalidModelError` (the bytes do not decode or do not fit the architecture:
+for a candidate, the proposer's fault; vote reject).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from tclearn.data.dataset import Dataset, concat_datasets
+from tclearn.errors import LearningError
+from tclearn.learning.evaluate import evaluate_model, mean_score
+from tclearn.learning.model_store import ModelStore, check_model_hash
+from tclearn.learning.tasks import Task
+from tclearn.quality import PairedScores
+
+__all__ = ["Evaluator"]
+
+
+@dataclass
+class _Scores:
+    g: tuple[float, ...]
+    l: list[float] = field(default_factory=list)
+
+
+class Evaluator:
+    """Scores models of `store` on the global test set G and this validator's L."""
+
+    def __init__(
+        self,
+        task: Task,
+        store: ModelStore,
+        global_test: Dataset,
+        local_test: Dataset | None = None,
+        *,
+        cache_size: int = 16,
+    ) -> None:
+        if len(global_test) == 0:
+            raise LearningError("the global test set G is empty")
+        task.check_data(global_test)
+        self.task = task
+        self.store = store
+        self.global_test = global_test
+        self._local: Dataset = global_test.empty()
+        self._cache: OrderedDict[str, _Scores] = OrderedDict()
+        self._cache_size = max(2, cache_size)
+        self.evaluations = 0  # models actually run (cache misses), for tests and benchmarks
+        if local_test is not None:
+            self.add_local_test(local_test)
+
+    @property
+    def local_test(self) -> Dataset:
+        """This validator's L so far."""
+        return self._local
+
+    def add_local_test(self, data: Dataset) -> None:
+        """Append samples (the local-test share of a batch) to L."""
+        if len(data) == 0:
+            return
+        self.task.check_data(data)
+        self._local = concat_datasets([self._local, data])
+
+    def scores(self, model_hash: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(scores on G, scores on L) of the model stored under `model_hash`."""
+        check_model_hash(model_hash)
+        entry = self._cache.get(model_hash)
+        if entry is not None and len(entry.l) == len(self._local):
+            self._cache.move_to_end(model_hash)
+            return entry.g, tuple(entry.l)
+        model = self.task.model_from_state(self.store.get_state(model_hash))
+        self.evaluations += 1
+        if entry is None:
+            entry = _Scores(g=evaluate_model(self.task, model, self.global_test))
+        missing = self._local.subset(range(len(entry.l), len(self._local)))
+        if len(missing):
+            entry.l.extend(evaluate_model(self.task, model, missing))
+        self._cache[model_hash] = entry
+        self._cache.move_to_end(model_hash)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry.g, tuple(entry.l)
+
+    def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
+        """Per-sample scores of the parent (old) and candidate (new) on G and L, paired."""
+        g_old, l_old = self.scores(parent_model_hash)
+        g_new, l_new = self.scores(candidate_model_hash)
+        return PairedScores(g_old=g_old, g_new=g_new, l_old=l_old, l_new=l_new)
+
+    def global_score(self, model_hash: str) -> float:
+        """Mean score on G (accuracy or Dice) of a stored model."""
+        return mean_score(self.scores(model_hash)[0])

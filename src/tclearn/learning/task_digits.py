@@ -1,0 +1,98 @@
+"""The `digits` task: a small CNN on scikit-learn's 8×8 handwritten digits.
+
+Why: a real (if tiny) data set whose increments train in milliseconds, so the
+protocol's behaviour on honest and dishonest increments can be measured on
+hundreds of rounds. The score is per-sample correctness (1.0 or 0.0), whose
+mean is the accuracy.
+
+Calibration of the default hyper-parameters (5 IID partners, |G| = 300, k = 3
+validators whose L grows by 19 samples per own increment, no sample used
+twice, so 15 increments; 9 seeds): with `tclearn.quality.judge` at λ = 0.97
+no honest vote was rejected (0/405), 4.9 % at λ = 0.99, 8.6 % at λ = 1; the
+paper's rule alone (merged mean new ≥ λ·old) rejects 6 %, 17 % and 29 %.
+Final accuracy 0.942 against 0.964 for the centralised baseline with as
+many passes. SGD with momentum, or Adam on batches of 64, overfit the batch
+and lost up to 10 points in one increment (12-42 % of honest increments
+rejected by the `max_drop` floor).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tclearn.data.digits import DIGITS_CLASSES, load_digits_dataset
+from tclearn.data.split import CoalitionData, split_dataset
+from tclearn.data.dataset import Dataset
+from tclearn.errors import LearningError
+from tclearn.learning.hyperparams import HyperParams
+from tclearn.learning.tasks import Task, finite_or_zero, register_task
+
+__all__ = ["DigitsTask", "DigitsCNN"]
+
+
+class DigitsCNN(nn.Module):
+    """conv 3×3 → ReLU → conv 3×3 stride 2 → ReLU → linear → ReLU → linear (10 logits)."""
+
+    def __init__(self, channels: Sequence[int] = (16, 32), hidden: int = 64) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.fc1 = nn.Linear(c2 * 16, hidden)
+        self.fc2 = nn.Linear(hidden, DIGITS_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.fc1(x.flatten(1)))
+        logits: torch.Tensor = self.fc2(x)
+        return logits
+
+
+class DigitsTask(Task):
+    name: ClassVar[str] = "digits"
+    metric_name: ClassVar[str] = "accuracy"
+    architecture: ClassVar[str] = "tclearn.DigitsCNN"
+    # Calibrated (see the module docstring): Adam 1e-3, 4 local epochs over 96 drawn samples
+    # (77 trained, 19 to L), mini-batches of 16: increments that rarely degrade the model.
+    default_hyperparams: ClassVar[HyperParams] = HyperParams(
+        learning_rate=0.001, optimizer="adam", epochs=4, min_batch_size=64, batch_size=96,
+        micro_batch_size=16, local_test_share=0.2, momentum=0.0,
+    )
+
+    def __init__(self, channels: Sequence[int] = (16, 32), hidden: int = 64) -> None:
+        if len(channels) != 2 or min(channels) < 1 or hidden < 1:
+            raise LearningError("digits needs two positive conv channel counts and a positive hidden size")
+        self.channels = tuple(int(c) for c in channels)
+        self.hidden = int(hidden)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"channels": list(self.channels), "hidden": self.hidden}
+
+    def _make_model(self) -> nn.Module:
+        return DigitsCNN(self.channels, self.hidden)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target)
+
+    def sample_scores(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        correct = (output.argmax(dim=1) == target).to(torch.float64)
+        return finite_or_zero(correct, output)
+
+    def check_data(self, data: Dataset) -> None:
+        if data.sample_shape != (1, 8, 8) or data.y.ndim != 1:
+            raise LearningError(f"digits needs [N, 1, 8, 8] images and [N] labels, got {data.sample_shape}")
+
+    def coalition_data(  # type: ignore[override]  # task-specific options
+        self, n_partners: int, *, seed: int, test_size: int | float = 300, mode: str = "iid", alpha: float = 0.5
+    ) -> CoalitionData:
+        """The 1 797 digits: `test_size` for G, the rest split across partners (`mode`: iid, label_skew)."""
+        return split_dataset(load_digits_dataset(), n_partners, seed=seed, test_size=test_size, mode=mode, alpha=alpha)
+
+
+register_task("digits", DigitsTask)

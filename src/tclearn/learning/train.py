@@ -1,0 +1,148 @@
+"""A partner's training step: one increment of the coalition's model.
+
+The round (DESIGN.md §1, step 1): the partner takes the head model, draws a
+batch of at least `min_batch_size` samples it has not used yet, sets aside a
+share of that batch as local test data (which joins its local test set L),
+trains the head model on the rest for `epochs` local passes, and publishes
+the increment `new − head` with the candidate's hash, the sample count and
+the Merkle root of the batch's data ids.
+
+What is returned and what the caller does with it:
+* `candidate` = head + increment (see `serialize`: the candidate is defined by
+  the increment, bit for bit) and its `model_hash`; `increment` and its hash;
+* `sample_count`: samples trained on (the local-test share excluded): D_i;
+* `data_ids` (train ids, then local-test ids) and `data_ids_root`;
+* `local_test`: the samples to add to the partner's L (`Evaluator.add_local_test`).
+The pool is not changed: call `pool.mark_used(result.data_ids)` when the
+protocol says the batch is spent (at the latest when it is accepted).
+
+Randomness: the draw uses a numpy Generator and the mini-batch order a torch
+Generator, both from `seed`; torch's global generator is not touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from tclearn.data.dataset import Dataset
+from tclearn.data.ids import merkle_root
+from tclearn.data.pool import DataPool
+from tclearn.errors import LearningError
+from tclearn.learning.evaluate import torch_threads
+from tclearn.learning.hyperparams import HyperParams
+from tclearn.learning.serialize import State, candidate_from, canonical_state, increment_hash, model_hash
+from tclearn.learning.tasks import Task
+
+__all__ = ["TrainResult", "train_increment", "fit", "make_optimizer"]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """One trained increment, ready to be proposed."""
+
+    candidate: State
+    increment: State
+    model_hash: str
+    increment_hash: str
+    sample_count: int
+    train_ids: tuple[str, ...]
+    local_test_ids: tuple[str, ...]
+    local_test: Dataset
+    train_loss: float
+
+    @property
+    def data_ids(self) -> tuple[str, ...]:
+        """Ids of the whole batch: training samples, then local-test samples."""
+        return self.train_ids + self.local_test_ids
+
+    @property
+    def data_ids_root(self) -> str:
+        return merkle_root(self.data_ids)
+
+
+def make_optimizer(model: nn.Module, hp: HyperParams) -> torch.optim.Optimizer:
+    """The optimiser `hp` names, on `model`'s parameters."""
+    if hp.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=hp.learning_rate, momentum=hp.momentum,
+                               weight_decay=hp.weight_decay)
+    if hp.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    raise LearningError(f"unknown optimizer {hp.optimizer!r}")
+
+
+def fit(
+    task: Task,
+    model: nn.Module,
+    data: Dataset,
+    hp: HyperParams,
+    generator: torch.Generator,
+    *,
+    epochs: int | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> float:
+    """Train `model` in place for `epochs` (default `hp.epochs`) passes; return the last pass's mean loss."""
+    if len(data) == 0:
+        raise LearningError("no sample to train on")
+    task.check_data(data)
+    opt = optimizer or make_optimizer(model, hp)
+    model.train()
+    last = float("nan")
+    for _ in range(hp.epochs if epochs is None else epochs):
+        order = torch.randperm(len(data), generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, len(data), hp.micro_batch_size):
+            idx = order[start : start + hp.micro_batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = task.loss(model(data.x[idx]), data.y[idx])
+            if not torch.isfinite(loss):
+                raise LearningError("training diverged (non-finite loss); lower the learning rate")
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        last = total / count
+    return last
+
+
+def train_increment(
+    task: Task,
+    head: Mapping[str, torch.Tensor],
+    pool: DataPool,
+    hp: HyperParams,
+    *,
+    seed: int,
+    threads: int | None = None,
+) -> TrainResult:
+    """Train one increment of `head` on a fresh batch of `pool` (see the module docstring).
+
+    `threads`: torch intra-op threads while training (None: leave torch's setting).
+    """
+    n = hp.effective_batch_size
+    if n < hp.min_batch_size:
+        raise LearningError(f"a batch of {n} is below the minimum of {hp.min_batch_size}")
+    batch, ids = pool.draw(n, np.random.default_rng([seed, 0x7EA1]))
+    n_test = int(round(hp.local_test_share * n))
+    if n_test >= n:
+        raise LearningError("the local-test share leaves no sample to train on")
+    parent = canonical_state(head)
+    model = task.model_from_state(parent)
+    train_part = batch.subset(range(n_test, n))
+    with torch_threads(threads):
+        loss = fit(task, model, train_part, hp, torch.Generator().manual_seed(int(seed)))
+    inc, candidate = candidate_from(model.state_dict(), parent)
+    return TrainResult(
+        candidate=candidate,
+        increment=inc,
+        model_hash=model_hash(candidate),
+        increment_hash=increment_hash(inc),
+        sample_count=n - n_test,
+        train_ids=ids[n_test:],
+        local_test_ids=ids[:n_test],
+        local_test=batch.subset(range(n_test)),
+        train_loss=loss,
+    )

@@ -1,0 +1,95 @@
+"""Hyper-parameters, the partner's training step, and the centralised baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tclearn.data import CoalitionData, DataPool, Dataset, merkle_root
+from tclearn.errors import DataError, LearningError
+from tclearn.learning import (
+    HyperParams,
+    Task,
+    apply_increment,
+    coalition_passes,
+    evaluate_state,
+    mean_score,
+    model_hash,
+    states_equal,
+    train_centralized,
+    train_increment,
+)
+
+
+def test_hyperparams() -> None:
+    hp = HyperParams(learning_rate=0.1, min_batch_size=8, batch_size=10)
+    assert hp.effective_batch_size == 10
+    assert hp.genesis_dict() == {"learning_rate": 0.1, "optimizer": "sgd", "epochs": 1, "min_batch_size": 8}
+    raised = hp.updated({"min_batch_size": 16, "learning_rate": 0.05})
+    assert raised.effective_batch_size == 16 and raised.learning_rate == 0.05
+    for bad in ({"optimizer": "rmsprop"}, {"learning_rate": 0.0}, {"epochs": 0}, {"local_test_share": 1.0}):
+        with pytest.raises(LearningError):
+            hp.updated(bad)
+    with pytest.raises(LearningError, match="unknown"):
+        hp.updated({"momentun": 0.5})
+    with pytest.raises(LearningError):
+        HyperParams(learning_rate=0.1, min_batch_size=8, batch_size=4)
+
+
+def test_train_increment_result(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
+    pool = DataPool(digits_data.partners[0], id_key)
+    head = digits_task.initial_state(0)
+    hp = digits_task.default_hyperparams
+    res = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
+    n = hp.effective_batch_size
+    n_test = round(hp.local_test_share * n)
+    assert res.sample_count == n - n_test and len(res.local_test) == len(res.local_test_ids) == n_test
+    assert len(set(res.data_ids)) == n and set(res.data_ids) <= set(pool.ids)
+    assert res.data_ids_root == merkle_root(res.data_ids)
+    assert res.model_hash == model_hash(res.candidate) != model_hash(head)
+    assert states_equal(apply_increment(head, res.increment), res.candidate)
+    assert pool.used == frozenset()  # the caller decides when the batch is spent
+    again = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
+    assert again.data_ids == res.data_ids  # the draw follows the seed
+    pool.mark_used(res.data_ids)
+    other = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
+    assert not set(other.data_ids) & set(res.data_ids)
+
+
+def test_pool_exhaustion_and_minimum_batch(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
+    small = DataPool(digits_data.partners[0].subset(range(20)), id_key)
+    hp = digits_task.default_hyperparams
+    with pytest.raises(DataError, match="unused"):
+        train_increment(digits_task, digits_task.initial_state(0), small, hp, seed=0, threads=1)
+
+
+def test_short_training_improves_digits_accuracy(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
+    hp = digits_task.default_hyperparams
+    head = digits_task.initial_state(0)
+    before = mean_score(evaluate_state(digits_task, head, digits_data.test))
+    pools = [DataPool(p, id_key) for p in digits_data.partners]
+    for r in range(6):
+        pool = pools[r % len(pools)]
+        res = train_increment(digits_task, head, pool, hp, seed=r, threads=1)
+        pool.mark_used(res.data_ids)
+        head = res.candidate
+    after = mean_score(evaluate_state(digits_task, head, digits_data.test))
+    assert before < 0.3 and after > 0.75, (before, after)
+
+
+def test_bladder_increment_runs(bladder_task: Task, phantoms: Dataset, id_key: bytes) -> None:
+    hp = bladder_task.default_hyperparams.updated({"min_batch_size": 4, "batch_size": 4, "epochs": 1})
+    pool = DataPool(phantoms, id_key)
+    res = train_increment(bladder_task, bladder_task.initial_state(0), pool, hp, seed=0, threads=1)
+    assert res.sample_count == 3 and len(res.local_test) == 1
+    assert all(torch.isfinite(v).all() for v in res.candidate.values())
+
+
+def test_centralized_baseline(digits_task: Task, digits_data: CoalitionData) -> None:
+    hp = digits_task.default_hyperparams
+    res = train_centralized(digits_task, digits_data.pooled, digits_data.test, hp, passes=2, seed=0, threads=1)
+    assert len(res.history) == 2 and res.score == res.history[-1] > 0.8
+    assert coalition_passes(samples_trained=1000, local_epochs=2, pooled_size=1500) == 1
+    assert coalition_passes(samples_trained=3000, local_epochs=2, pooled_size=1500) == 4
+    with pytest.raises(LearningError):
+        train_centralized(digits_task, digits_data.pooled, digits_data.test, hp, passes=0, seed=0, threads=1)
