@@ -1,0 +1,192 @@
+"""Governance requests: revert, hyper-parameter and membership changes.
+
+Why requests are signed records: a governance block changes the coalition's
+rules, so it must show who asked. The requester signs a request bound to one
+height (a signature cannot be replayed at another height); the general of that
+height puts the request into the block's payload, and the committee drawn for
+the height certifies it like any block (no quality votes: nothing is
+evaluated). A request that misses its height is signed again for the next one.
+
+Who may ask (checked by `request_problem`, and again by the certificate check):
+
+* revert: the members the genesis authorises (`revert_authorized`), to the
+  model of an earlier block (the signing bytes are the ledger's
+  `revert_request_bytes`, so the ledger's own check accepts the block);
+* hyperparams: any member (the adaptive learning-rate policy asks this way);
+  the values must pass the genesis rules;
+* membership: the founder only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from tclearn.errors import ConsensusError, EncodingError
+from tclearn.identity import Identity
+from tclearn.ledger.block import EMPTY_ROOT, Block
+from tclearn.ledger.encoding import canonical_bytes, sha256_hex
+from tclearn.ledger.genesis import OPTIMIZERS
+from tclearn.ledger.records import check_int, check_str
+from tclearn.ledger.state import ChainState
+from tclearn.ledger.verify import HYPERPARAM_KEYS, revert_request_bytes
+
+__all__ = ["GOVERNANCE_KINDS", "GovernanceRequest", "request_problem", "build_governance_block", "request_of_block"]
+
+GOVERNANCE_KINDS = ("revert", "hyperparams", "membership")
+
+
+def _signing_bytes(kind: str, requester: str, height: int, body: Mapping[str, Any]) -> bytes:
+    if kind == "revert":
+        return revert_request_bytes(requester, body["target"], height)
+    return canonical_bytes({"type": f"{kind}-request", "body": {"requester": requester, "height": height, **body}})
+
+
+@dataclass(frozen=True)
+class GovernanceRequest:
+    """A member's signed request for a governance block at one height."""
+
+    kind: str
+    requester: str
+    height: int
+    body: dict[str, Any]  # revert: {target}; hyperparams: {hyperparams}; membership: {add, remove}
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.kind not in GOVERNANCE_KINDS:
+            raise ConsensusError(f"governance kind must be one of {', '.join(GOVERNANCE_KINDS)}")
+        try:
+            check_str(self.requester, "requester")
+            check_int(self.height, "height", 1)
+            canonical_bytes(self.body)
+        except EncodingError as exc:
+            raise ConsensusError(str(exc)) from None
+        if not isinstance(self.body, dict) or not isinstance(self.signature, bytes):
+            raise ConsensusError("a governance request has a map body and a bytes signature")
+        expected = {"revert": {"target"}, "hyperparams": {"hyperparams"}, "membership": {"add", "remove"}}[self.kind]
+        if set(self.body) != expected:
+            raise ConsensusError(f"a {self.kind} request carries exactly {sorted(expected)}")
+
+    def signing_bytes(self) -> bytes:
+        return _signing_bytes(self.kind, self.requester, self.height, self.body)
+
+    def signed_by(self, identity: Identity) -> "GovernanceRequest":
+        if identity.member_id != self.requester:
+            raise ConsensusError(f"{identity.member_id} cannot sign a request of {self.requester}")
+        return GovernanceRequest(self.kind, self.requester, self.height, self.body, identity.sign(self.signing_bytes()))
+
+    @property
+    def request_hash(self) -> str:
+        return sha256_hex(canonical_bytes(self.to_dict()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "requester": self.requester, "height": self.height, "body": dict(self.body),
+                "signature": self.signature}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GovernanceRequest":
+        if not isinstance(data, Mapping) or set(data) != {"kind", "requester", "height", "body", "signature"}:
+            raise ConsensusError("a governance request has kind, requester, height, body and signature")
+        return cls(data["kind"], data["requester"], data["height"], dict(data["body"]) if isinstance(
+            data["body"], Mapping) else data["body"], data["signature"])
+
+    def payload(self) -> dict[str, Any]:
+        """The block payload this request becomes."""
+        if self.kind == "revert":
+            return {"target": self.body["target"], "requester": self.requester, "request_signature": self.signature}
+        return {**self.body, "requester": self.requester, "request_signature": self.signature}
+
+
+def _hyperparams_problem(hp: Any) -> str | None:
+    if not isinstance(hp, Mapping) or not hp or set(hp) - HYPERPARAM_KEYS:
+        return f"hyperparams must set some of {sorted(HYPERPARAM_KEYS)}"
+    lr = hp.get("learning_rate", 1.0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        return "learning_rate must be a number > 0"
+    if hp.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
+        return f"optimizer must be one of {', '.join(OPTIMIZERS)}"
+    for name in ("epochs", "min_batch_size"):
+        value = hp.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{name} must be an integer ≥ 1"
+    return None
+
+
+def request_problem(state: ChainState, request: GovernanceRequest, public_key_check: Any = None) -> str | None:
+    """Why `request` cannot become the block after `state` (None when it can).
+
+    `public_key_check(public_key, signature, message) -> bool` checks the
+    signature (a `SignatureVerifier.verify`); without it the signature is not
+    checked (the ledger's own check covers reverts).
+    """
+    if request.height != state.height + 1:
+        return f"request is for height {request.height}, not {state.height + 1}"
+    key = state.public_key(request.requester)
+    if key is None:
+        return f"requester {request.requester} is not a member"
+    if public_key_check is not None and not public_key_check(key, request.signature, request.signing_bytes()):
+        return f"{request.kind} request signature of {request.requester} does not verify"
+    body = request.body
+    if request.kind == "revert":
+        target = body["target"]
+        if request.requester not in state.config.revert_authorized:
+            return f"{request.requester} is not authorised to revert"
+        if not isinstance(target, int) or isinstance(target, bool) or not 0 <= target < request.height:
+            return "revert target must be an earlier block index"
+        if state.model_by_index[target] == state.head_model_hash:
+            return "the head model already is the target's model"
+        return None
+    if request.kind == "hyperparams":
+        return _hyperparams_problem(body["hyperparams"])
+    if request.requester != state.config.founder_id:
+        return "only the founder may change the membership"
+    add, remove = body["add"], body["remove"]
+    if not isinstance(add, list) or not isinstance(remove, list) or not (add or remove):
+        return "membership must add or remove members"
+    for m in add:
+        if not isinstance(m, Mapping) or set(m) != {"id", "public_key"} or not isinstance(m["public_key"], bytes):
+            return "membership additions are {id, public_key}"
+        if m["id"] in state.members:
+            return f"{m['id']} is already a member"
+    for mid in remove:
+        if mid not in state.members:
+            return f"{mid!r} is not a member"
+    if len(state.members) + len(add) - len(remove) < 2:
+        return "a coalition keeps at least two members"
+    return None
+
+
+def build_governance_block(state: ChainState, request: GovernanceRequest, general: str, timestamp: int) -> Block:
+    """The unsigned governance block for `request` (the general signs it)."""
+    model = state.model_by_index[request.body["target"]] if request.kind == "revert" else state.head_model_hash
+    return Block(
+        index=state.height + 1,
+        timestamp=max(timestamp, state.head_timestamp),
+        kind=request.kind,
+        prev_hash=state.head_hash,
+        model_hash=model,
+        contributor=request.requester,
+        strengths=state.strengths(),
+        data_ids_root=EMPTY_ROOT,
+        quality_votes=(),
+        block_votes=(),
+        general=general,
+        payload=request.payload(),
+    )
+
+
+def request_of_block(block: Block) -> GovernanceRequest:
+    """The request a governance block carries (ConsensusError if it carries none)."""
+    p = block.payload
+    try:
+        if block.kind == "revert":
+            body: dict[str, Any] = {"target": p["target"]}
+        elif block.kind == "hyperparams":
+            body = {"hyperparams": dict(p["hyperparams"])}
+        elif block.kind == "membership":
+            body = {"add": list(p.get("add", [])), "remove": list(p.get("remove", []))}
+        else:
+            raise ConsensusError(f"a {block.kind} block carries no governance request")
+        return GovernanceRequest(block.kind, p["requester"], block.index, body, p["request_signature"])
+    except (KeyError, TypeError) as exc:
+        raise ConsensusError(f"governance payload is incomplete: {exc}") from None

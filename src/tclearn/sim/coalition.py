@@ -1,0 +1,298 @@
+"""A whole coalition in one process: real drivers, simulated network and clock.
+
+`SimCoalition` is what tests, the benchmark and the demo use. Each member is
+a `MemberDriver` — the production driver and core — with its own chain store
+and safety store; the coalition hands them `SimTransport`s of one seeded
+`SimNetwork` and one `VirtualClock`, and moves time forward a tick at a time:
+first the messages due at this tick are delivered, then every live member
+ticks. Members can crash (their driver is dropped, their stores survive) and
+restart (a new driver rebuilt from those stores).
+
+A `Monitor` watches every commit of an honest member and checks, as it
+happens: no two honest members commit different blocks at one height, nor
+does any agreement of theirs decide differently, nor do two blocks of one
+height both gather a certificate (every block vote sent is watched); every
+committed block verifies (`verify_block` with `check_certificate`, with a
+verifier of its own); no committed increment was rejected by an honest
+majority of its committee (the simulator knows what each honest validator
+would vote).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from tclearn.consensus.certificate import check_certificate
+from tclearn.consensus.committee import committee_for
+from tclearn.consensus.evidence import Evidence
+from tclearn.consensus.params import ConsensusParams
+from tclearn.consensus.verifier import SignatureVerifier
+from tclearn.errors import InvalidBlockError
+from tclearn.identity import Identity
+from tclearn.ledger.block import Block
+from tclearn.consensus.messages import BlockVoteMsg
+from tclearn.ledger.records import BlockVote, Proposal
+from tclearn.ledger.state import ChainState
+from tclearn.ledger.store import ChainStore, MemoryChainStore
+from tclearn.ledger.verify import verify_block, verify_genesis
+from tclearn.member.driver import MemberDriver
+from tclearn.member.interfaces import Evaluator, Trainer
+from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
+from tclearn.sim.adversary import ByzantineTransport
+from tclearn.sim.network import FaultModel, SimNetwork, VirtualClock
+
+__all__ = ["SimCoalition", "Monitor", "QualityOracle"]
+
+# (parent model hash, candidate model hash, validator) -> would that honest validator accept?
+QualityOracle = Callable[[str, str, str], bool]
+
+
+@dataclass
+class Monitor:
+    """The invariants, checked at every commit of an honest member."""
+
+    genesis: Block
+    honest: set[str]
+    oracle: QualityOracle | None = None
+    canonical: dict[int, Block] = field(default_factory=dict)
+    states: dict[int, ChainState] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    height_of: dict[str, int] = field(default_factory=dict)
+    commits: int = 0
+    honest_majority_overruled: int = 0  # increments an honest majority accepted but the block rejected (not a fault)
+    block_votes: dict[int, dict[str, set[str]]] = field(default_factory=dict)  # height -> signing hash -> voters
+    decided: dict[tuple[int, str], str] = field(default_factory=dict)  # (height, agreement) -> value id
+
+    def on_block_vote(self, vote: BlockVote) -> None:
+        by_hash = self.block_votes.setdefault(vote.index, {})
+        if len(by_hash) < 64:
+            by_hash.setdefault(vote.signing_hash, set()).add(vote.validator)
+
+    def on_decision(self, member: str, height: int, agreement: str, value_id: str) -> None:
+        """An honest member's agreement decided: no other honest member may decide otherwise."""
+        if member not in self.honest:
+            return
+        known = self.decided.setdefault((height, agreement), value_id)
+        if known != value_id and (height, agreement, member) not in self.decided:
+            self.decided[(height, agreement, member)] = value_id  # type: ignore[index]  # report once
+            self.violations.append(f"height {height}: honest members' {agreement} agreements decided "
+                                   f"{known[:12]}… and {value_id[:12]}… ({member})")
+
+    def _check_certificates(self, parent: ChainState, block: Block) -> None:
+        """Two different blocks must never both gather a 2/3 certificate at one height."""
+        committee = committee_for(parent)
+        for signing_hash, voters in self.block_votes.get(block.index, {}).items():
+            if signing_hash != block.signing_hash and len(voters & committee.validators) >= committee.quorum:
+                self.violations.append(f"height {block.index}: a second block gathered "
+                                       f"{len(voters)} block votes")
+
+    def __post_init__(self) -> None:
+        self.canonical[0] = self.genesis
+        self.states[0] = verify_genesis(self.genesis)
+
+    def on_commit(self, member: str, block: Block) -> None:
+        if member not in self.honest:
+            return
+        self.commits += 1
+        h = block.index
+        previous = self.height_of.get(member, 0)
+        if h != previous + 1:
+            self.violations.append(f"{member} committed height {h} after {previous}")
+        self.height_of[member] = max(previous, h)
+        known = self.canonical.get(h)
+        if known is not None:
+            if known.block_hash != block.block_hash:
+                self.violations.append(f"height {h}: honest members committed different blocks "
+                                       f"({known.block_hash[:12]}… and {block.block_hash[:12]}… by {member})")
+            return
+        parent = self.states.get(h - 1)
+        if parent is None:
+            self.violations.append(f"height {h} committed by {member} before any honest member committed {h - 1}")
+            return
+        try:
+            state = verify_block(parent, block, check_certificate)
+        except InvalidBlockError as exc:
+            self.violations.append(f"height {h}: committed block does not verify: {exc.reason}")
+            return
+        self._check_quality(parent, block)
+        self._check_certificates(parent, block)
+        self.canonical[h] = block
+        self.states[h] = state
+
+    def _check_quality(self, parent: ChainState, block: Block) -> None:
+        if self.oracle is None or block.kind not in ("increment", "rejected"):
+            return
+        proposal = Proposal.from_dict(block.payload["proposal"])
+        committee = committee_for(parent)
+        verdicts = {v: self.oracle(parent.head_model_hash, proposal.model_hash, v)
+                    for v in committee.validators if v in self.honest}
+        rejecting = sum(1 for ok in verdicts.values() if not ok)
+        accepting = len(verdicts) - rejecting
+        if block.kind == "increment" and 2 * rejecting > committee.size:
+            self.violations.append(f"height {block.index}: increment committed although {rejecting} honest "
+                                   f"validators of {committee.size} rejected it")
+        if block.kind == "rejected" and 2 * accepting > committee.size:
+            self.honest_majority_overruled += 1
+
+    @property
+    def height(self) -> int:
+        return max(self.canonical)
+
+
+class SimCoalition:
+    """Members, network and clock of a simulated coalition (see the module docstring)."""
+
+    def __init__(
+        self,
+        genesis: Block,
+        identities: Iterable[Identity],
+        *,
+        evaluators: Mapping[str, Evaluator],
+        trainers: Mapping[str, Trainer | None],
+        params: ConsensusParams | None = None,
+        rng: random.Random | None = None,
+        faults: FaultModel | None = None,
+        wire: bool = False,
+        byzantine: Mapping[str, set[str]] | None = None,
+        skews_ms: Mapping[str, int] | None = None,
+        tick_ms: int = 1000,
+        stores: Mapping[str, ChainStore] | None = None,
+        shared_verifier: bool = True,
+        oracle: QualityOracle | None = None,
+        on_commit: Callable[[str, Block], None] | None = None,
+    ) -> None:
+        self.identities = {i.member_id: i for i in identities}
+        self.members = list(self.identities)
+        self.genesis = genesis
+        self.rng = rng or random.Random(0)
+        self.clock = VirtualClock(tick_ms=tick_ms, start_ms=genesis.timestamp)
+        self.network = SimNetwork(self.rng, faults, wire)
+        self.params = params or ConsensusParams()
+        self.evaluators = dict(evaluators)
+        self.trainers = dict(trainers)
+        self.byzantine = {m: set(b) for m, b in (byzantine or {}).items()}
+        self.honest = set(self.members) - set(self.byzantine)
+        self.skews = dict(skews_ms or {})
+        self.stores: dict[str, ChainStore] = dict(stores) if stores else {m: MemoryChainStore() for m in self.members}
+        self.safety: dict[str, SafetyStore] = {m: MemorySafetyStore() for m in self.members}
+        self.verifier = SignatureVerifier() if shared_verifier else None
+        self.monitor = Monitor(genesis, self.honest, oracle)
+        self.evidence: list[tuple[str, Evidence]] = []
+        self.on_commit = on_commit
+        self.drivers: dict[str, MemberDriver | None] = {}
+        self.lies: dict[str, ByzantineTransport] = {}
+        self.tick = 0
+        self.network.observers.append(
+            lambda sender, to, m: self.monitor.on_block_vote(m.vote) if isinstance(m, BlockVoteMsg) else None)
+        for m in self.members:
+            self._boot(m)
+
+    # --- members -------------------------------------------------------------------
+    def _boot(self, member: str, verify_on_start: bool = False) -> None:
+        transport: Any = self.network.endpoint(member)
+        if member in self.byzantine:
+            transport = ByzantineTransport(transport, self.identities[member], self.byzantine[member],
+                                           random.Random(self.rng.random()))
+            self.lies[member] = transport
+
+        def commit(block: Block, member: str = member) -> None:
+            self.monitor.on_commit(member, block)
+            if self.on_commit is not None:
+                self.on_commit(member, block)
+
+        driver = MemberDriver(
+            self.identities[member], self.stores[member], transport=transport,
+            clock=self.clock.skewed(self.skews.get(member, 0)), evaluator=self.evaluators.get(member),
+            trainer=self.trainers.get(member), genesis=self.genesis, safety=self.safety[member],
+            params=self.params, verifier=self.verifier if self.verifier is not None else SignatureVerifier(),
+            verify_on_start=verify_on_start, on_commit=commit, on_evidence=lambda e, member=member: self.evidence.append((member, e)),
+        )
+        self.drivers[member] = driver
+        driver.start()
+
+    def crash(self, member: str) -> None:
+        """The member stops: its in-memory state is lost, its stores survive."""
+        self.drivers[member] = None
+        self.network.down.add(member)
+
+    def restart(self, member: str, store: ChainStore | None = None, safety: SafetyStore | None = None,
+                verify_on_start: bool = False) -> None:
+        """A new driver for the member, rebuilt from its chain store and safety snapshot.
+
+        Pass `store` / `safety` to restart from freshly opened files (what a real restart does).
+        """
+        if self.drivers.get(member) is not None:
+            return
+        if store is not None:
+            self.stores[member] = store
+        if safety is not None:
+            self.safety[member] = safety
+        self.network.down.discard(member)
+        self._boot(member, verify_on_start)
+
+    def is_up(self, member: str) -> bool:
+        return self.drivers.get(member) is not None
+
+    # --- time ------------------------------------------------------------------------
+    def step(self) -> None:
+        """One tick: deliver what is due, then tick every live member."""
+        self.tick += 1
+        self.clock.tick = self.tick
+        for sender, to, payload in self.network.due(self.tick):
+            driver = self.drivers.get(to)
+            if driver is None:
+                continue
+            if isinstance(payload, bytes):
+                driver.receive_bytes(sender, payload)
+            else:
+                driver.receive(sender, payload)
+        for m in self.members:
+            driver = self.drivers.get(m)
+            if driver is not None:
+                driver.tick()
+                self._watch_decisions(m, driver)
+
+    def _watch_decisions(self, member: str, driver: MemberDriver) -> None:
+        work = driver.core.work
+        if work.decided is not None and work.block_inst is not None and work.block_inst.decision is not None:
+            self.monitor.on_decision(member, work.h, "block", work.decided)
+        seal = work.seal_inst
+        if seal is not None and seal.decision is not None:
+            self.monitor.on_decision(member, work.h, "seal", seal.decision.block_hash)
+
+    def run(self, ticks: int) -> None:
+        for _ in range(ticks):
+            self.step()
+
+    def run_until(self, height: int, max_ticks: int, members: Iterable[str] | None = None) -> bool:
+        """Step until every listed member (default: the honest ones that are up) reached `height`."""
+        watched = list(members) if members is not None else None
+        for _ in range(max_ticks):
+            if self._reached(height, watched):
+                return True
+            self.step()
+        return self._reached(height, watched)
+
+    def _reached(self, height: int, watched: list[str] | None) -> bool:
+        names = watched if watched is not None else [m for m in self.honest if self.is_up(m)]
+        return all((d := self.drivers.get(m)) is not None and d.height >= height for m in names)
+
+    # --- results -----------------------------------------------------------------------
+    def heights(self) -> dict[str, int]:
+        return {m: self.stores[m].height() for m in self.members}
+
+    def chain(self, member: str) -> list[Block]:
+        return list(self.stores[member])
+
+    def rounds(self) -> int:
+        """Block-agreement rounds used, summed over the committed heights (as honest validators saw them)."""
+        per_height: dict[int, int] = {}
+        for m in self.honest:
+            d = self.drivers.get(m)
+            if d is None:
+                continue
+            for h, r in d.core.rounds_of.items():
+                per_height[h] = max(per_height.get(h, 0), r)
+        return sum(per_height.values())
