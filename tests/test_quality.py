@@ -14,6 +14,12 @@ def test_equal_models_accepted_and_collapse_rejected():
 
 
 def test_small_noisy_drop_is_not_significant():
-    old = tuple([1.0] * 20 + [0.0] * 5)
-    new = tuple([1.0] * 19 + [0.0] * 6)
+    old = tuple([1.0] * 80 + [0.0] * 20)
+    new = tuple([1.0] * 79 + [0.0] * 21)
     assert judge(PairedScores(old, new), 0.99).accept
+
+
+def test_drop_beyond_the_floor_is_rejected_even_when_not_significant():
+    old = tuple([1.0] * 20 + [0.0] * 5)
+    new = tuple([1.0] * 19 + [0.0] * 6)  # 4 points on 25 samples: noisy, but past max_drop
+    assert not judge(PairedScores(old, new), 0.99).accept

@@ -2,7 +2,7 @@
 
 A local misuse and a peer's misbehaviour are different classes: a peer's bad
 message is evidence against the peer, never a crash of ours. The CLI maps each
-class to a documented exit code (see `tclearn.cli.exitcodes`).
+class to a documented exit code (see `tclearn.cli.errors`).
 """
 
 from __future__ import annotations

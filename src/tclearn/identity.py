@@ -7,6 +7,7 @@ refused on load, as ssh does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -70,7 +71,16 @@ class Identity:
 def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
     if not isinstance(raw, bytes) or len(raw) != 32:
         raise SignatureError("an Ed25519 public key is 32 bytes")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return _public_key(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    """Key objects are immutable: a chain check meets the same few keys thousands of times."""
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise SignatureError("not a valid Ed25519 public key") from None
 
 
 def verify_signature(public_key: bytes | Ed25519PublicKey, signature: bytes, message: bytes) -> None:

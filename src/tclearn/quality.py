@@ -30,7 +30,7 @@ from typing import Sequence
 __all__ = ["PairedScores", "Judgement", "judge", "DEFAULT_ALPHA", "DEFAULT_MAX_DROP"]
 
 DEFAULT_ALPHA = 0.05
-DEFAULT_MAX_DROP = 0.05
+DEFAULT_MAX_DROP = 0.02
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ import typer
 app = typer.Typer(help="TCLearn: trusted coalitions for blockchained distributed learning.", no_args_is_help=True)
 
 from tclearn.cli import pki as _pki; app.add_typer(_pki.app, name="pki")  # noqa: E402,E702
+from tclearn.cli import chain as _chain; app.add_typer(_chain.app, name="chain")  # noqa: E402,E702
+from tclearn.cli.init import init_command as _init; app.command("init")(_init)  # noqa: E402,E702
+from tclearn.cli import sim as _sim; app.add_typer(_sim.app, name="sim")  # noqa: E402,E702
+from tclearn.cli.demo import demo_command as _demo; app.command("demo")(_demo)  # noqa: E402,E702
+from tclearn.cli import node as _node; app.add_typer(_node.app, name="node")  # noqa: E402,E702
+from tclearn.cli import coalition as _coalition; app.add_typer(_coalition.app, name="coalition")  # noqa: E402,E702
 
 
 def main() -> None:

@@ -16,12 +16,15 @@ membership change. Timestamps are integer milliseconds handed in by the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tclearn.errors import EncodingError, InvalidBlockError
 from tclearn.identity import Identity, verify_signature
 from tclearn.errors import SignatureError
-from tclearn.ledger.encoding import canonical_bytes, decode, sha256_hex
+from tclearn.ledger.encoding import (
+    Raw, canonical_bytes, decode_map, encode_map, encode_map_and_part, encoded_array, map_layout, sha256_hex, tagged,
+)
 from tclearn.ledger.records import BlockVote, QualityVote, check_hash, check_int, check_str
 
 __all__ = ["Block", "KINDS", "ZERO_HASH", "EMPTY_ROOT"]
@@ -35,6 +38,11 @@ _FIELDS = (
     "data_ids_root", "quality_votes", "block_votes", "general", "payload",
     "general_signature", "block_hash",
 )
+_HASHED = tuple(name for name in _FIELDS if name != "block_hash")
+_SIGNED = tuple(name for name in _HASHED if name not in ("block_votes", "general_signature"))
+_LAYOUTS = {keys: map_layout(keys) for keys in (_FIELDS, _HASHED, _SIGNED)}
+_RECORD_LISTS = ("quality_votes", "block_votes")
+_MAPS = ("strengths", "payload")
 
 
 @dataclass(frozen=True)
@@ -127,30 +135,67 @@ class Block:
             raise InvalidBlockError(index, str(exc)) from None
 
     def to_bytes(self) -> bytes:
-        return canonical_bytes(self.to_dict())
+        entries = self._read_entries()
+        if entries is not None:
+            return _LAYOUTS[_FIELDS].head + b"".join([entries[k] for k in _LAYOUTS[_FIELDS].keys])
+        return encode_map(self._fields(), _LAYOUTS[_FIELDS])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Block":
+        """The block encoded in `data` (canonical bytes only).
+
+        The block remembers the encoding of each of its fields as read, so
+        its digests are slices of `data` rather than a second encoding: a
+        chain check would otherwise encode every block it has just decoded.
+        A block is a frozen value; one made by `replace` starts afresh.
+        """
         try:
-            return cls.from_dict(decode(data))
+            value, entries = decode_map(data)
+            block = cls.from_dict(value)
         except EncodingError as exc:
             raise InvalidBlockError(None, str(exc)) from None
+        object.__setattr__(block, "_entries", entries)
+        return block
+
+    def _read_entries(self) -> dict[str, bytes] | None:
+        return self.__dict__.get("_entries")
 
     # --- digests ---------------------------------------------------------
+    # Each is canonical_bytes of a dict built from `to_dict()`, encoded
+    # straight from the fields by `encoding.encode_map`; the parts under both
+    # digests (votes, payload, strengths) are encoded once for both.
+    def _fields(self, shared: bool = False) -> dict[str, Any]:
+        fields = {name: self.__dict__[name] for name in _FIELDS}
+        for name in _RECORD_LISTS:
+            fields[name] = Raw(encoded_array([v.encoded() for v in fields[name]]))
+        if shared:
+            for name in _MAPS:
+                fields[name] = Raw(canonical_bytes(fields[name]))
+        return fields
+
+    def _digest_body(self, keys: tuple[str, ...]) -> bytes:
+        entries = self._read_entries()
+        if entries is not None:
+            layout = _LAYOUTS[keys]
+            return layout.head + b"".join([entries[k] for k in layout.keys])
+        return encode_map(self._fields(), _LAYOUTS[keys])
+
     def signing_bytes(self) -> bytes:
-        body = self.to_dict()
-        for name in ("block_votes", "general_signature", "block_hash"):
-            del body[name]
-        return canonical_bytes({"type": "block", "body": body})
+        return tagged("block", self._digest_body(_SIGNED))
 
     @property
     def signing_hash(self) -> str:
         return sha256_hex(self.signing_bytes())
 
     def compute_hash(self) -> str:
-        body = self.to_dict()
-        del body["block_hash"]
-        return sha256_hex(canonical_bytes({"type": "block", "body": body}))
+        return sha256_hex(tagged("block", self._digest_body(_HASHED)))
+
+    def hash_and_signing_bytes(self) -> tuple[bytes, bytes]:
+        """The bytes under `compute_hash` and `signing_bytes`, sharing the encoding of what both cover."""
+        if self._read_entries() is not None:
+            return tagged("block", self._digest_body(_HASHED)), tagged("block", self._digest_body(_SIGNED))
+        hashed, signing = encode_map_and_part(self._fields(shared=True), _HASHED, _SIGNED)
+        return tagged("block", hashed), tagged("block", signing)
 
     # --- building --------------------------------------------------------
     def signed_by(self, general: Identity) -> "Block":

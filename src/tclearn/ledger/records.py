@@ -9,13 +9,15 @@ form they take inside blocks and on the wire.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 from tclearn.errors import EncodingError, SignatureError
 from tclearn.identity import Identity, verify_signature
-from tclearn.ledger.encoding import canonical_bytes
+from tclearn.ledger.encoding import Layout, encode_map, map_layout, sha256_hex, tagged
 
 __all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash"]
 
@@ -26,7 +28,7 @@ R = TypeVar("R", bound="SignedRecord")
 def check_hash(value: Any, name: str, allow_empty: bool = False) -> str:
     if allow_empty and value == "":
         return value
-    if not isinstance(value, str) or len(value) != HASH_LEN or any(c not in "0123456789abcdef" for c in value):
+    if not isinstance(value, str) or len(value) != HASH_LEN or value.strip("0123456789abcdef"):
         raise EncodingError(f"{name} must be a 64-character lower-case hex SHA-256")
     return value
 
@@ -56,6 +58,23 @@ def check_scores(value: Any, name: str) -> dict[str, float]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _body_names(cls: type) -> tuple[str, ...]:
+    """The signed fields of a record class, in declaration order (cached: `fields()` is slow)."""
+    return tuple(f.name for f in fields(cls) if f.name != "signature")
+
+
+@functools.lru_cache(maxsize=None)
+def _all_names(cls: type) -> tuple[str, ...]:
+    return (*_body_names(cls), "signature")
+
+
+@functools.lru_cache(maxsize=None)
+def _layouts(cls: type) -> tuple[Layout, Layout]:
+    """The canonical layouts of a record class's body and of the whole record (fields live in __dict__)."""
+    return map_layout(_body_names(cls)), map_layout(_all_names(cls))
+
+
 @dataclass(frozen=True)
 class SignedRecord:
     """Base: canonical signing bytes, sign, verify, dict round-trip."""
@@ -64,10 +83,15 @@ class SignedRecord:
     signature: bytes = field(default=b"", kw_only=True)
 
     def body(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature"}
+        return {name: getattr(self, name) for name in _body_names(type(self))}
 
     def signing_bytes(self) -> bytes:
-        return canonical_bytes({"type": self.TAG, "body": self.body()})
+        """canonical_bytes({"type": TAG, "body": body()}), straight from the fields (`encode_map`)."""
+        return tagged(self.TAG, encode_map(self.__dict__, _layouts(type(self))[0]))
+
+    def encoded(self) -> bytes:
+        """canonical_bytes(self.to_dict()): the record as it sits inside a block."""
+        return encode_map(self.__dict__, _layouts(type(self))[1])
 
     def signer(self) -> str:
         raise NotImplementedError
@@ -92,7 +116,7 @@ class SignedRecord:
     def from_dict(cls: type[R], data: Any) -> R:
         if not isinstance(data, Mapping):
             raise EncodingError(f"{cls.TAG} must be a map")
-        names = {f.name for f in fields(cls)}
+        names = set(_all_names(cls))
         unknown = set(data) - names
         missing = names - set(data)
         if unknown or missing:
@@ -137,9 +161,7 @@ class Proposal(SignedRecord):
 
     @property
     def proposal_hash(self) -> str:
-        from tclearn.ledger.encoding import sha256_hex
-
-        return sha256_hex(canonical_bytes(self.to_dict()))
+        return sha256_hex(self.encoded())
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ The first failure raises `InvalidBlockError` naming the block and the reason.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable
 
 from tclearn.errors import EncodingError, InvalidBlockError, SignatureError
-from tclearn.identity import verify_signature
-from tclearn.ledger.block import Block
-from tclearn.ledger.encoding import canonical_bytes
+from tclearn.identity import MEMBER_ID_RE, verify_signature
+from tclearn.ledger.block import ZERO_HASH, Block
+from tclearn.ledger.encoding import canonical_bytes, sha256_hex
+from tclearn.ledger.genesis import OPTIMIZERS
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.state import ChainState
 
@@ -37,6 +39,10 @@ def _fail(block: Block, reason: str) -> InvalidBlockError:
 
 def check_signatures_only(state: ChainState, block: Block) -> None:
     """Every quality and block vote is by a member, once, and signed by it."""
+    _check_vote_signatures(state, block, block.signing_hash)
+
+
+def _check_vote_signatures(state: ChainState, block: Block, signing_hash: str) -> None:
     seen: set[str] = set()
     for qv in block.quality_votes:
         key = state.public_key(qv.validator)
@@ -50,7 +56,6 @@ def check_signatures_only(state: ChainState, block: Block) -> None:
         except SignatureError as exc:
             raise _fail(block, str(exc)) from None
     seen = set()
-    signing_hash = block.signing_hash
     for bv in block.block_votes:
         key = state.public_key(bv.validator)
         if key is None:
@@ -91,8 +96,9 @@ def _proposal_of(state: ChainState, block: Block) -> Proposal:
         raise _fail(block, "proposal was not trained from the head model")
     if block.data_ids_root != proposal.data_ids_root:
         raise _fail(block, "data_ids_root differs from the proposal's")
+    proposal_hash = proposal.proposal_hash
     for qv in block.quality_votes:
-        if qv.proposal_hash != proposal.proposal_hash or qv.model_hash != proposal.model_hash or qv.height != block.index:
+        if qv.proposal_hash != proposal_hash or qv.model_hash != proposal.model_hash or qv.height != block.index:
             raise _fail(block, f"quality vote of {qv.validator} is for another candidate")
     return proposal
 
@@ -134,18 +140,40 @@ def _check_kind(state: ChainState, block: Block) -> None:
         hp = block.payload.get("hyperparams")
         if not isinstance(hp, Mapping) or not hp or set(hp) - HYPERPARAM_KEYS:
             raise _fail(block, f"hyperparams must set some of {sorted(HYPERPARAM_KEYS)}")
+        problem = _hyperparam_problem(hp)
+        if problem:
+            raise _fail(block, problem)
     elif kind == "membership":
         add, remove = block.payload.get("add", []), block.payload.get("remove", [])
         if not isinstance(add, list) or not isinstance(remove, list) or not (add or remove):
             raise _fail(block, "membership must add or remove members")
+        added: set[str] = set()
         for m in add:
             if not isinstance(m, Mapping) or not isinstance(m.get("public_key"), bytes) or len(m["public_key"]) != 32:
                 raise _fail(block, "membership additions need an id and a 32-byte public key")
-            if m.get("id") in state.members:
-                raise _fail(block, f"{m.get('id')} is already a member")
+            mid = m.get("id")
+            if not isinstance(mid, str) or not MEMBER_ID_RE.match(mid):
+                raise _fail(block, f"membership addition has an invalid member id {mid!r}")
+            if mid in state.members or mid in added:
+                raise _fail(block, f"{mid} is already a member")
+            added.add(mid)
         for mid in remove:
-            if mid not in state.members:
-                raise _fail(block, f"{mid} is not a member")
+            if not isinstance(mid, str) or mid not in state.members:
+                raise _fail(block, f"{mid!r} is not a member")
+
+
+def _hyperparam_problem(hp: Mapping[str, Any]) -> str | None:
+    """What is wrong with new hyper-parameter values (the rules of the genesis config), or None."""
+    lr = hp.get("learning_rate", 1.0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        return "hyperparams.learning_rate must be a number > 0"
+    if hp.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
+        return f"hyperparams.optimizer must be one of {', '.join(OPTIMIZERS)}"
+    for name in ("epochs", "min_batch_size"):
+        value = hp.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"hyperparams.{name} must be an integer ≥ 1"
+    return None
 
 
 def verify_block(state: ChainState, block: Block, certificate_check: CertificateCheck | None = None) -> ChainState:
@@ -154,24 +182,36 @@ def verify_block(state: ChainState, block: Block, certificate_check: Certificate
         raise _fail(block, f"index {block.index} does not follow {state.height}")
     if block.prev_hash != state.head_hash:
         raise _fail(block, "prev_hash does not link to the previous block")
-    if block.block_hash != block.compute_hash():
+    try:
+        hashed, signing = block.hash_and_signing_bytes()  # encode once, check twice
+    except EncodingError as exc:
+        raise _fail(block, f"cannot be encoded: {exc}") from None
+    if block.block_hash != sha256_hex(hashed):
         raise _fail(block, "block_hash does not match its contents")
     if block.timestamp < state.head_timestamp:
         raise _fail(block, "timestamp goes backwards")
     key = state.public_key(block.general)
     if key is None:
         raise _fail(block, f"general {block.general} is not a member")
-    block.check_general_signature(key)
+    try:
+        verify_signature(key, block.general_signature, signing)
+    except SignatureError:
+        raise _fail(block, f"signature of general {block.general} does not verify") from None
     if block.strengths != state.strengths():
         raise _fail(block, "strengths differ from those recomputed from the chain")
     _check_kind(state, block)
-    (certificate_check or check_signatures_only)(state, block)
+    if certificate_check is None:
+        _check_vote_signatures(state, block, sha256_hex(signing))
+    else:
+        certificate_check(state, block)
     return state.apply(block)
 
 
 def verify_genesis(block: Block, expected_hash: str | None = None) -> ChainState:
     if block.index != 0 or block.kind != "genesis":
         raise _fail(block, "the first block must be a genesis block")
+    if block.prev_hash != ZERO_HASH:
+        raise _fail(block, "genesis prev_hash must be all zeros")
     if block.block_hash != block.compute_hash():
         raise _fail(block, "block_hash does not match its contents")
     if expected_hash is not None and block.block_hash != expected_hash:
@@ -194,16 +234,31 @@ def verify_chain(
     certificate_check: CertificateCheck | None = None,
     genesis_hash: str | None = None,
 ) -> ChainState:
-    """Verify a whole chain from genesis; return the final state."""
+    """Verify a whole chain from genesis; return the final state.
+
+    The error names the block by its position in the chain, which is its
+    index in a valid chain: a block that lies about its own index is still
+    named by where it stands.
+    """
     it = iter(blocks)
+    position = 0
     try:
-        first = next(it)
-    except StopIteration:
-        raise InvalidBlockError(None, "the chain is empty") from None
-    state = verify_genesis(first, genesis_hash)
-    for block in it:
-        state = verify_block(state, block, certificate_check)
-    return state
+        try:
+            first = next(it)
+        except StopIteration:
+            raise InvalidBlockError(None, "the chain is empty") from None
+        state = verify_genesis(first, genesis_hash)
+        while True:
+            position += 1
+            try:
+                block = next(it)
+            except StopIteration:
+                return state
+            state = verify_block(state, block, certificate_check)
+    except InvalidBlockError as exc:
+        if exc.index is None or exc.index == position:
+            raise
+        raise InvalidBlockError(position, exc.reason) from None
 
 
 def block_summary(block: Block) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Network benchmark: block latency over mutual TLS (node processes) vs in-process, and model transfer.
+
+    .venv/bin/python bench/network.py [--sizes 4,8] [--blocks 8] [--transfer-mb 64]
+
+* in-process: the same drivers, evaluators and trainers (digits task) in one
+  process on a `SimCoalition` (virtual clock, 100 ms ticks, no sockets);
+  wall time per committed block.
+* network: `tclearn.node` processes on 127.0.0.1 over mutual TLS 1.3;
+  time between commits at member m0 (from its JSON-line log).
+* transfer: `GET /v1/models/{hash}` of a safetensors model of `--transfer-mb`
+  MB over mutual TLS, hash-checked into a directory store; MB/s.
+
+Prints a table and writes bench/results/network.json. Timings are compared as
+ratios within one run (same machine, same moment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tclearn.consensus.params import ConsensusParams
+from tclearn.data import DataPool
+from tclearn.identity import Identity
+from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
+from tclearn.learning import DirectoryModelStore, Evaluator, get_task, model_hash, state_to_bytes
+from tclearn.node import run_network_coalition, setup_coalition
+from tclearn.node.runtime import NodeTrainer, data_key, partner_data
+from tclearn.sim.coalition import SimCoalition
+from tclearn.transport import MemberAllowList, NodeServer, PeerClient, Router, safetensors_response, server_context
+
+RESULTS = Path(__file__).parent / "results" / "network.json"
+
+
+def in_process(n: int, blocks: int, seed: int, tmp: Path) -> dict:
+    task = get_task("digits")
+    ids = [Identity.generate(f"m{i}") for i in range(n)]
+    _, test = partner_data("digits", n, seed, 0)
+    config = GenesisConfig(coalition_id="bench", level="A", members=tuple(MemberInfo(i.member_id, i.public_key) for i in ids),
+                           task="digits", architecture="digits", model_config=dict(task.config), model_seed=seed,
+                           hyperparams=task.default_hyperparams.genesis_dict(), lam=0.95,
+                           committee_size=min(3, n - 1), test_set_hash=test.digest(), founder="m0")
+    init = task.initial_state(seed)
+    genesis = build_genesis(config, model_hash(init), ids[0], int(time.time() * 1000))
+    evaluators, trainers = {}, {}
+    hp = task.default_hyperparams.updated(genesis.payload["config"]["hyperparams"])
+    for k, ident in enumerate(ids):
+        store = DirectoryModelStore(tmp / f"inproc-{n}" / ident.member_id)
+        store.put_state(init)
+        pool_data, g = partner_data("digits", n, seed, k)
+        ev = Evaluator(task, store, g)
+        evaluators[ident.member_id] = ev
+        trainers[ident.member_id] = NodeTrainer(task, DataPool(pool_data, data_key(seed)), ev, store, hp,
+                                                seed * 1000 + k, tmp / f"inproc-{n}" / f"{ident.member_id}.json")
+    # level A in one process: every member's store sees every model (the network fetches them instead)
+    shared = DirectoryModelStore(tmp / f"inproc-{n}" / "shared")
+    shared.put_state(init)
+    for m in evaluators:
+        evaluators[m].store = shared
+        trainers[m].store = shared
+    coalition = SimCoalition(genesis, ids, evaluators=evaluators, trainers=trainers, tick_ms=100,
+                             params=ConsensusParams(proposal_timeout_ticks=100))
+    t0 = time.perf_counter()
+    ok = coalition.run_until(blocks, max_ticks=20_000)
+    wall = time.perf_counter() - t0
+    return {"n": n, "mode": "in-process", "blocks": min(coalition.heights().values()), "reached": ok,
+            "seconds": round(wall, 3), "s_per_block": round(wall / max(1, blocks), 3)}
+
+
+def network(n: int, blocks: int, seed: int, tmp: Path) -> dict:
+    out = tmp / f"net-{n}"
+    r = run_network_coalition(out, partners=n, rounds=blocks, task="digits", seed=seed, timeout_s=240)
+    commits = []
+    for line in (out / "nodes" / "m0" / "data" / "node.log").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("event") in ("node_started", "commit"):
+            commits.append((rec["event"], rec["ts"]))
+    started = next(ts for e, ts in commits if e == "node_started")
+    times = [ts for e, ts in commits if e == "commit"][:blocks]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return {"n": n, "mode": "network (mTLS)", "blocks": len(times), "reached": r["reached"], "agree": r["agree"],
+            "seconds": round(times[-1] - times[0], 3) if len(times) > 1 else None,
+            "s_per_block": round(statistics.median(gaps), 3) if gaps else None,
+            "first_block_after_start_s": round(times[0] - started, 3) if times else None}
+
+
+def transfer(mb: int, tmp: Path) -> dict:
+    out = tmp / "xfer"
+    setup_coalition(out, 2, task="digits", seed=0)
+    rows = json.loads((out / "coalition.json").read_text())
+    a, b = rows
+    n = mb * (1 << 20) // 4
+    state = {"w": torch.randn(n // 2, generator=torch.Generator().manual_seed(0)),
+             "v": torch.randn(n - n // 2, generator=torch.Generator().manual_seed(1))}
+    data = state_to_bytes(state)
+    h = model_hash(state)
+    router = Router()
+    router.route("GET", "/v1/models/{model_hash}", lambda caller, body, q: safetensors_response(data))
+    allow = MemberAllowList.from_certs([Path(r["cert"]) for r in rows])
+    server = NodeServer(router, server_context(Path(a["ca"]), Path(a["cert"]), Path(a["key"])), allow,
+                        member_id="m0").start()
+    try:
+        client = PeerClient(server.url, Path(b["ca"]), Path(b["cert"]), Path(b["key"]), allow, expected_member="m0",
+                            timeout_s=60, retries=0)
+        store = DirectoryModelStore(tmp / "xfer-store")
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            got = client.get_model(f"/v1/models/{h}")
+            t1 = time.perf_counter()
+            store.put(got, expected_hash=h) if not store.has(h) else None
+            t2 = time.perf_counter()
+            runs.append((t1 - t0, t2 - t1))
+    finally:
+        server.stop()
+    best = min(r[0] for r in runs)
+    return {"megabytes": round(len(data) / (1 << 20), 1), "transfer_s": round(best, 3),
+            "mb_per_s": round(len(data) / (1 << 20) / best, 1),
+            "store_check_s": round(runs[0][1], 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="4,8")
+    ap.add_argument("--blocks", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--transfer-mb", type=int, default=64)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tclearn-bench-net-") as d:
+        tmp = Path(d)
+        for n in [int(x) for x in args.sizes.split(",")]:
+            ip = in_process(n, args.blocks, args.seed, tmp)
+            nw = network(n, args.blocks, args.seed, tmp)
+            if ip["s_per_block"] and nw["s_per_block"]:
+                nw["ratio_vs_in_process"] = round(nw["s_per_block"] / ip["s_per_block"], 2)
+            rows += [ip, nw]
+            print(ip, nw, file=sys.stderr, flush=True)
+        xfer = transfer(args.transfer_mb, tmp)
+    print(f"{'members':>7}  {'mode':<16} {'blocks':>6}  {'s/block':>8}  {'ratio':>6}")
+    for r in rows:
+        print(f"{r['n']:>7}  {r['mode']:<16} {r['blocks']:>6}  {r['s_per_block']!s:>8}  {r.get('ratio_vs_in_process', ''):>6}")
+    print(f"model transfer over mTLS: {xfer['megabytes']} MB in {xfer['transfer_s']} s = {xfer['mb_per_s']} MB/s "
+          f"(hash + format check into the store: {xfer['store_check_s']} s)")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),
+                                   "cpus": __import__("os").cpu_count(), "task": "digits", "blocks": args.blocks,
+                                   "latency": rows, "transfer": xfer}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""`tclearn init CONFIG --out DIR`: found a coalition's chain from its TOML config.
+
+Reads and validates the config (see `examples/coalition.toml`), generates an
+Ed25519 key for every member that lacks a `public_key` (DIR/keys/<id>.key,
+mode 0600, encrypted with `--passphrase-file` if given; <id>.pub beside it),
+builds the task's model from its seed and hashes it (`tclearn.learning`),
+builds block 0 signed by the founder and stores it in DIR/chain.db.
+
+Nothing is written until everything has been checked, and a run that fails
+half-way removes what it wrote: a bad config, an existing chain or key, or
+an unreadable passphrase leaves DIR as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tclearn.cli.errors import handle_errors
+from tclearn.errors import ConfigError, EncodingError, IdentityError, LearningError, StoreError
+from tclearn.identity import Identity, load_identity, save_identity
+from tclearn.ledger.block import Block
+from tclearn.ledger.genesis import GenesisConfig, build_genesis, load_config, parse_config
+from tclearn.ledger.sqlite_store import SQLiteChainStore
+from tclearn.ledger.verify import verify_chain
+
+__all__ = ["init_command", "resolve_initial_model", "check_known_fields", "KNOWN_FIELDS", "CHAIN_FILE", "KEYS_DIR"]
+
+CHAIN_FILE = "chain.db"
+KEYS_DIR = "keys"
+
+# What `parse_config` reads; anything else is most likely a typo, and a typo
+# in an optional field would otherwise be silently ignored.
+KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "coalition": frozenset({"id", "level", "supervisor", "founder"}),
+    "members": frozenset({"id", "public_key", "cert_fingerprint"}),
+    "model": frozenset({"task", "architecture", "config", "seed"}),
+    "hyperparams": frozenset({"learning_rate", "optimizer", "epochs", "min_batch_size"}),
+    "consensus": frozenset({"lambda", "committee_size", "revert_authorized"}),
+    "test_set": frozenset({"hash"}),
+}
+
+
+def check_known_fields(data: Mapping[str, Any]) -> None:
+    """Refuse sections and fields the config format does not have."""
+    for section, value in data.items():
+        if section not in KNOWN_FIELDS:
+            raise ConfigError(f"unknown section [{section}] (known: {', '.join(sorted(KNOWN_FIELDS))})")
+        tables = value if isinstance(value, list) else [value]
+        for i, table in enumerate(tables):
+            if not isinstance(table, Mapping):
+                continue  # parse_config says what is wrong with it
+            where = f"{section}[{i}]" if isinstance(value, list) else section
+            for key in table:
+                if key not in KNOWN_FIELDS[section]:
+                    raise ConfigError(
+                        f"unknown field {where}.{key} (known: {', '.join(sorted(KNOWN_FIELDS[section]))})"
+                    )
+
+
+def resolve_initial_model(config: GenesisConfig) -> tuple[GenesisConfig, str]:
+    """The config with the task's full model description, and the initial model's hash.
+
+    The one place where `init` meets `tclearn.learning`: the task rebuilds
+    its model from `model.config` and draws the weights from `model.seed`.
+    Genesis then records the task's normalised options (defaults filled in)
+    and architecture, so every node rebuilds the same model from block 0 even
+    if a default changes later.
+    """
+    from tclearn.learning import get_task, model_hash  # torch: imported only when a chain is founded
+
+    try:
+        task = get_task(config.task, **config.model_config)
+    except LearningError as exc:  # an unknown task or a bad option is the config's fault
+        raise ConfigError(f"[model]: {exc}") from None
+    if config.architecture and config.architecture != task.architecture:
+        raise ConfigError(f"model.architecture {config.architecture!r} is not that of task {config.task!r} "
+                          f"({task.architecture!r}); leave it out to use the task's")
+    resolved = replace(config, architecture=task.architecture, model_config=dict(task.config))
+    return resolved, model_hash(task.initial_state(config.model_seed))
+
+
+def read_passphrase(path: Path | None) -> bytes | None:
+    """The first line of the file, without its line ending; None when no file is given."""
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IdentityError(f"cannot read passphrase file {path}: {exc.strerror}") from None
+    passphrase = data.splitlines()[0] if data else b""
+    if not passphrase:
+        raise IdentityError(f"passphrase file {path} is empty")
+    return passphrase
+
+
+def _founder_identity(
+    config_data: Mapping[str, Any], generated: dict[str, Identity], founder_key: Path | None,
+    passphrase: bytes | None,
+) -> Identity:
+    """The founder signs genesis: its generated key, or the one in `--founder-key`."""
+    config, _ = parse_config(config_data, public_keys={m: i.public_key for m, i in generated.items()})
+    founder_id = config.founder_id
+    if founder_id in generated:
+        if founder_key is not None:
+            raise ConfigError(f"--founder-key given, but the founder {founder_id} has no public_key in the "
+                              f"config: init generates its key")
+        return generated[founder_id]
+    if founder_key is None:
+        raise IdentityError(f"the founder {founder_id} has a public_key in the config: "
+                            f"give its private key with --founder-key to sign the genesis block")
+    founder = load_identity(founder_key, founder_id, passphrase)
+    expected = next(m.public_key for m in config.members if m.member_id == founder_id)
+    if founder.public_key != expected:
+        raise IdentityError(f"--founder-key {founder_key} is not the key of {founder_id} in the config")
+    return founder
+
+
+def _plan(config_path: Path, out: Path, passphrase: bytes | None, founder_key: Path | None,
+          timestamp_ms: int | None) -> tuple[GenesisConfig, dict[str, Identity], Block]:
+    """Everything init will write, checked, before anything is written."""
+    data = load_config(config_path)
+    check_known_fields(data)
+    _, missing = parse_config(data)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out} exists and is not a directory")
+    if (out / CHAIN_FILE).exists():
+        raise StoreError(f"{out / CHAIN_FILE} already exists: refusing to overwrite a chain")
+    for member in missing:
+        for suffix in (".key", ".pub"):
+            if (out / KEYS_DIR / f"{member}{suffix}").exists():
+                raise IdentityError(f"{out / KEYS_DIR / (member + suffix)} already exists: refusing to overwrite a key")
+    generated = {m: Identity.generate(m) for m in missing}
+    founder = _founder_identity(data, generated, founder_key, passphrase)
+    config, _ = parse_config(data, public_keys={m: i.public_key for m, i in generated.items()})
+    config, model_hash = resolve_initial_model(config)
+    now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    try:
+        genesis = build_genesis(config, model_hash, founder, now_ms)
+    except EncodingError as exc:  # e.g. a TOML date in [model.config]
+        raise ConfigError(f"the config cannot go into the genesis block: {exc}") from None
+    verify_chain([genesis])  # what we store must verify
+    return config, generated, genesis
+
+
+def _write(out: Path, generated: dict[str, Identity], genesis: Block, passphrase: bytes | None) -> None:
+    """The chain (built under a temporary name), the keys, then the chain renamed; undo on failure."""
+    made_dirs = [d for d in (out / KEYS_DIR, out, *out.parents) if not d.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    chain_tmp = out / f".{CHAIN_FILE}.{os.getpid()}.tmp"
+    written: list[Path] = []
+    try:
+        with SQLiteChainStore(chain_tmp, create=True) as store:
+            store.append(genesis)
+        for identity in generated.values():
+            key_path = save_identity(identity, out / KEYS_DIR, passphrase)
+            written += [key_path, key_path.with_suffix(".pub")]
+        os.replace(chain_tmp, out / CHAIN_FILE)
+    except BaseException:
+        for path in (*written, chain_tmp, Path(f"{chain_tmp}-wal"), Path(f"{chain_tmp}-shm")):
+            path.unlink(missing_ok=True)
+        for directory in made_dirs:  # innermost first
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        raise
+
+
+@handle_errors
+def init_command(
+    config: Annotated[Path, typer.Argument(help="The coalition's TOML config (see examples/coalition.toml).",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Directory for chain.db and keys/ (created if absent).",
+                                      show_default=False)],
+    passphrase_file: Annotated[Optional[Path], typer.Option(
+        "--passphrase-file", help="Encrypt the generated keys with the first line of this file.")] = None,
+    founder_key: Annotated[Optional[Path], typer.Option(
+        "--founder-key", help="The founder's private key, when the config already has its public_key.")] = None,
+    timestamp_ms: Annotated[Optional[int], typer.Option(
+        "--timestamp-ms", min=0, help="Genesis time in ms since the epoch (default: now).")] = None,
+) -> None:
+    """Create a coalition's chain: member keys and the genesis block."""
+    passphrase = read_passphrase(passphrase_file)
+    cfg, generated, genesis = _plan(config, out, passphrase, founder_key, timestamp_ms)
+    _write(out, generated, genesis, passphrase)
+    typer.echo(f"coalition {cfg.coalition_id} (level {cfg.level}), {len(cfg.members)} members, "
+               f"founder {cfg.founder_id}")
+    for member in cfg.members:
+        note = f"key generated: {out / KEYS_DIR / (member.member_id + '.key')}" if member.member_id in generated \
+            else "public key from the config"
+        typer.echo(f"  {member.member_id}: {member.public_key.hex()[:16]}…  {note}")
+    typer.echo(f"genesis {genesis.block_hash} (model {genesis.model_hash[:12]}) stored in {out / CHAIN_FILE}")

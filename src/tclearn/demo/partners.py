@@ -1,0 +1,179 @@
+"""A partner's trainer for the coalition: real training, honest or malicious.
+
+`PartnerTrainer` implements the driver's `Trainer` seam with
+`tclearn.learning.train_increment`: it fetches the head model from the
+content-addressed store, trains on a fresh batch of its own pool, keeps a
+share as local test data (it joins its evaluator's L), publishes the
+candidate and returns the proposal fields. A malicious partner runs one of the
+attacks of `tclearn.attacks` on its data or on its increment.
+
+Data ids: every batch's anonymised ids are published to an `IdRegistry` (the
+list the vault keeps, DESIGN.md §3) under their Merkle root; a validator that
+finds ids already used by an accepted increment votes the candidate down
+(`DuplicateCheckingEvaluator`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from tclearn.attacks.data_attacks import poison_batch
+from tclearn.attacks import model_attacks
+from tclearn.consensus.height_candidates import Candidate
+from tclearn.data import DataPool, Dataset, merkle_root
+from tclearn.learning import HyperParams, ModelStore, Task, train_increment
+from tclearn.learning.errors import InvalidModelError
+from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
+from tclearn.quality import PairedScores
+
+__all__ = ["PartnerTrainer", "IdRegistry", "DuplicateCheckingEvaluator", "Timer", "MODEL_ATTACKS", "DATA_ATTACKS"]
+
+DATA_ATTACKS = ("label-flip", "random-labels", "off-task", "replay")
+MODEL_ATTACKS = ("noise", "sign-flip", "scale", "alie", "lazy")
+
+
+@dataclass
+class Timer:
+    """Wall time per phase of a round (training, evaluation, storage…), summed."""
+
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.totals[phase] = self.totals.get(phase, 0.0) + seconds
+
+    def timed(self, phase: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.add(phase, time.perf_counter() - t0)
+
+
+class IdRegistry:
+    """Data ids of every proposed batch, by Merkle root, and the ids spent by accepted increments."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, tuple[str, ...]] = {}
+        self.spent: set[str] = set()
+
+    def publish(self, ids: tuple[str, ...]) -> str:
+        root = merkle_root(list(ids))
+        self.batches[root] = ids
+        return root
+
+    def accept(self, root: str) -> None:
+        self.spent.update(self.batches.get(root, ()))
+
+    def duplicates(self, root: str) -> set[str]:
+        return set(self.batches.get(root, ())) & self.spent
+
+
+class DuplicateCheckingEvaluator:
+    """Wraps a learning evaluator: a candidate whose batch replays spent samples is invalid."""
+
+    def __init__(self, inner: Any, registry: IdRegistry, roots: dict[str, str], timer: Timer) -> None:
+        self.inner, self.registry, self.roots, self.timer = inner, registry, roots, timer
+
+    def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
+        root = self.roots.get(candidate_model_hash)
+        if root is not None and self.registry.duplicates(root):
+            raise InvalidModelError("the candidate's batch repeats samples already used by an accepted increment")
+        return self.timer.timed("evaluation", self.inner.evaluate, parent_model_hash, candidate_model_hash)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _flat(state: dict[str, torch.Tensor]) -> tuple[np.ndarray, list[tuple[str, torch.Size]]]:
+    names = sorted(state)
+    layout = [(n, state[n].shape) for n in names]
+    return np.concatenate([state[n].detach().reshape(-1).numpy().astype(np.float32) for n in names]), layout
+
+
+def _unflat(vec: np.ndarray, layout: list[tuple[str, torch.Size]]) -> dict[str, torch.Tensor]:
+    out, i = {}, 0
+    for name, shape in layout:
+        n = int(np.prod(shape)) if len(shape) else 1
+        out[name] = torch.from_numpy(np.ascontiguousarray(vec[i : i + n], dtype=np.float32)).reshape(shape)
+        i += n
+    return out
+
+
+class PartnerTrainer:
+    """Trains increments for one partner (see the module docstring)."""
+
+    def __init__(self, member_id: str, task: Task, pool: DataPool, evaluator: Any, store: ModelStore,
+                 hp: HyperParams, *, seed: int, registry: IdRegistry, roots: dict[str, str], timer: Timer, key: bytes,
+                 attack: str | None = None, n_partners: int = 1, n_malicious: int = 0) -> None:
+        self.member_id, self.task, self.pool, self.evaluator, self.store = member_id, task, pool, evaluator, store
+        self.hp, self.seed, self.registry, self.roots, self.timer = hp, seed, registry, roots, timer
+        self.attack = attack
+        self.key = key
+        self.n_partners, self.n_malicious = n_partners, n_malicious
+        self.rng = np.random.default_rng([seed, 0xA77AC])
+        self.first_batch_ids: tuple[str, ...] | None = None
+        self.proposed = 0
+        self.malicious_models: set[str] = set()
+
+    def _hp(self, hyperparams: dict[str, Any] | None) -> HyperParams:
+        return self.hp.updated(hyperparams) if hyperparams else self.hp
+
+    def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
+        hp = self._hp(hyperparams)
+        if self.attack in DATA_ATTACKS and self.attack != "replay" and self.first_batch_ids is None:
+            # a poisoned copy of the partner's data replaces it for good
+            self.pool = DataPool(poison_batch(self.task, self.pool.data, self.attack, self.rng), self.key)
+        pool = self.pool
+        if self.attack == "replay" and self.first_batch_ids is not None:
+            spent = [n for n, i in enumerate(self.pool.ids) if i in self.pool.used]
+            pool = DataPool(self.pool.data.subset(spent), self.key)  # samples it already contributed
+        if len(pool.available()) < hp.effective_batch_size:
+            return None  # this partner's data is spent: pass the turn
+        head = self.timer.timed("storage", self.store.get_state, parent_model_hash)
+        seed = int(np.random.default_rng([self.seed, height]).integers(2**31))
+        res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1)
+        if self.first_batch_ids is None:
+            self.first_batch_ids = res.data_ids
+        candidate, inc = res.candidate, res.increment
+        if self.attack in MODEL_ATTACKS:
+            candidate, inc = self._attack_increment(head, res, hp, height)
+        cand_hash = model_hash(candidate)
+        self.timer.timed("storage", self.store.put_state, candidate)
+        # the partner's local test share joins its L (a poisoned one stays out of it)
+        if self.attack is None:
+            self.evaluator.add_local_test(res.local_test)
+        if pool is self.pool:
+            self.pool.mark_used(res.data_ids)
+        root = self.registry.publish(res.data_ids)
+        self.roots[cand_hash] = root
+        if self.attack is not None:
+            self.malicious_models.add(cand_hash)
+        self.proposed += 1
+        return Candidate(model_hash=cand_hash, increment_hash=increment_hash(inc), sample_count=res.sample_count,
+                         data_ids_root=root)
+
+    def _attack_increment(self, head: dict[str, torch.Tensor], res: Any, hp: HyperParams,
+                          height: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        vec, layout = _flat(res.increment)
+        if self.attack == "noise":
+            bad = model_attacks.noise(vec, self.rng)
+        elif self.attack == "sign-flip":
+            bad = model_attacks.sign_flip(vec)
+        elif self.attack == "scale":
+            bad = model_attacks.scale(vec)
+        elif self.attack == "lazy":
+            bad = model_attacks.lazy(vec)
+        else:  # alie: estimate honest spread from extra increments trained on the attacker's own data
+            samples = [vec]
+            for k in range(2):
+                extra_pool = DataPool(self.pool.data, self.key)
+                extra = train_increment(self.task, head, extra_pool, hp, seed=int(self.rng.integers(2**31)), threads=1)
+                samples.append(_flat(extra.increment)[0])
+            bad = model_attacks.alie(np.stack(samples), self.n_partners, max(1, self.n_malicious))
+        inc = canonical_state(_unflat(bad, layout))
+        return apply_increment(canonical_state(head), inc), inc

@@ -1,0 +1,15 @@
+"""One member's running process, and coalitions of them on loopback.
+
+* `config`: `NodeConfig` (`node.toml`).
+* `runtime`: `Node` — the driver wired to SQLite, the wall clock and mutual-TLS HTTPS.
+* `coalition`: `setup_coalition`, `start_nodes`, `stop_nodes`, `coalition_status`, `run_network_coalition`.
+"""
+
+from tclearn.node.coalition import (
+    chains, coalition_status, kill_node, load_configs, node_status, run_network_coalition, setup_coalition,
+    start_node, start_nodes, stop_nodes, wait_for_height,
+)
+from tclearn.node.config import NodeConfig, PeerInfo
+
+__all__ = ["NodeConfig", "PeerInfo", "chains", "coalition_status", "kill_node", "load_configs", "node_status",
+           "run_network_coalition", "setup_coalition", "start_node", "start_nodes", "stop_nodes", "wait_for_height"]

@@ -1,0 +1,98 @@
+"""A node's configuration (`node.toml`): who it is, where its files are, who its peers are."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tclearn.errors import ConfigError
+
+__all__ = ["NodeConfig", "PeerInfo"]
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    member_id: str
+    url: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    member_id: str
+    data_dir: Path  # chain.sqlite, safety.json, models/, trained.json, node.log
+    identity_key: Path  # Ed25519 key (PEM, 0600)
+    tls_cert: Path
+    tls_key: Path
+    ca_cert: Path
+    genesis: Path  # genesis block bytes (Block.to_bytes)
+    port: int
+    fingerprint: str = ""
+    host: str = "127.0.0.1"
+    task: str = "digits"
+    seed: int = 0
+    index: int = 0
+    partners: int = 1
+    tick_ms: int = 100
+    propose: bool = True
+    proposal_timeout_ticks: int = 100
+    peers: tuple[PeerInfo, ...] = field(default_factory=tuple)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @classmethod
+    def load(cls, path: Path | str) -> "NodeConfig":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read node config {path}: {exc}") from None
+        base = path.parent
+        node = data.get("node")
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: missing [node] section")
+
+        def p(key: str) -> Path:
+            if key not in node or not isinstance(node[key], str):
+                raise ConfigError(f"{path}: missing node.{key}")
+            q = Path(node[key])
+            return q if q.is_absolute() else (base / q)
+
+        peers = []
+        for i, peer in enumerate(data.get("peers", [])):
+            try:
+                peers.append(PeerInfo(str(peer["id"]), str(peer["url"]), str(peer.get("fingerprint", ""))))
+            except (KeyError, TypeError):
+                raise ConfigError(f"{path}: peers[{i}] needs id and url") from None
+        try:
+            return cls(
+                member_id=str(node["member_id"]), data_dir=p("data_dir"), identity_key=p("identity_key"),
+                tls_cert=p("tls_cert"), tls_key=p("tls_key"), ca_cert=p("ca_cert"), genesis=p("genesis"),
+                port=int(node["port"]), fingerprint=str(node.get("fingerprint", "")),
+                host=str(node.get("host", "127.0.0.1")), task=str(node.get("task", "digits")),
+                seed=int(node.get("seed", 0)), index=int(node.get("index", 0)),
+                partners=int(node.get("partners", 1)), tick_ms=int(node.get("tick_ms", 100)),
+                propose=bool(node.get("propose", True)),
+                proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)), peers=tuple(peers),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: invalid [node] section: {exc}") from None
+
+    def to_toml(self) -> str:
+        def q(value: Any) -> str:
+            return json.dumps(str(value) if isinstance(value, Path) else value)
+
+        lines = ["[node]"]
+        for key in ("member_id", "data_dir", "identity_key", "tls_cert", "tls_key", "ca_cert", "genesis", "port",
+                    "fingerprint", "host", "task", "seed", "index", "partners", "tick_ms", "propose",
+                    "proposal_timeout_ticks"):
+            lines.append(f"{key} = {q(getattr(self, key))}")
+        for peer in self.peers:
+            lines += ["", "[[peers]]", f"id = {q(peer.member_id)}", f"url = {q(peer.url)}",
+                      f"fingerprint = {q(peer.fingerprint)}"]
+        return "\n".join(lines) + "\n"

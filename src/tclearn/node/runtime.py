@@ -1,0 +1,352 @@
+"""One member's running process: its driver wired to SQLite, the wall clock and HTTPS.
+
+Threads: the HTTPS server's connection threads only validate and queue
+(`POST /v1/messages` decodes the wire message first: a malformed body is
+refused with 400 and never reaches the core); one *core thread* owns the
+driver — it drains the inbox, ticks every `tick_ms`, and runs the deferred
+evaluation and training; one sender thread per peer posts the outgoing
+messages (bounded queues, fire and forget). Status reads take the driver lock.
+
+Models (level A): the node serves its content-addressed store at
+`GET /v1/models/{hash}`; an evaluation missing a model fetches it from the
+peers (hash checked on receipt, safetensors only) and, failing that, raises
+`ModelNotFoundError` so that the driver retries later.
+
+Recovery: the chain (SQLite), the safety snapshot (`FileSafetyStore`), the
+model directory and `trained.json` (ids already used, local test ids) are all
+a restarted node needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tclearn.consensus.height_candidates import Candidate
+from tclearn.consensus.messages import MAX_MESSAGE_BYTES, Message
+from tclearn.consensus.params import ConsensusParams
+from tclearn.consensus.wire import decode_message, encode_message
+from tclearn.data import DataPool
+from tclearn.errors import RemoteProtocolError
+from tclearn.identity import load_identity
+from tclearn.ledger.block import Block
+from tclearn.ledger.sqlite_store import SQLiteChainStore
+from tclearn.learning import (
+    DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, get_task, train_increment,
+)
+from tclearn.learning.errors import HashMismatchError, InvalidModelError
+from tclearn.member import FileSafetyStore, MemberDriver
+from tclearn.node.config import NodeConfig
+from tclearn.transport import (
+    MemberAllowList, NodeServer, PeerClient, RequestError, Router, ServerLimits, cbor_response, client_context,
+    json_response, safetensors_response, server_context,
+)
+
+__all__ = ["Node", "NodeTrainer", "data_key", "partner_data"]
+
+OUTBOX_MAX = 1024
+
+
+def data_key(seed: int) -> bytes:
+    return hashlib.sha256(f"tclearn-node-data-key/{seed}".encode()).digest()
+
+
+def partner_data(task_name: str, partners: int, seed: int, index: int) -> tuple[Any, Any]:
+    """(this partner's pool data, G): derived from the coalition seed, the same on every node."""
+    data = get_task(task_name).coalition_data(partners, seed=seed)
+    return data.partners[index], data.test
+
+
+class WallClock:
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class NodeTrainer:
+    """Trains the head model on a fresh batch of this partner's pool; remembers what it used."""
+
+    def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
+                 seed: int, record: Path) -> None:
+        self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        self.seed, self.record = seed, record
+        self.used: list[str] = []
+        self.local: list[str] = []
+        if record.exists():  # recovery: what we trained on before a crash
+            saved = json.loads(record.read_text())
+            self.used, self.local = list(saved["used"]), list(saved["local"])
+            self.pool.mark_used(self.used)
+            if self.local:
+                index = {i: n for n, i in enumerate(pool.ids)}
+                self.evaluator.add_local_test(pool.data.subset([index[i] for i in self.local]))
+
+    def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
+        hp = self.hp.updated(hyperparams) if hyperparams else self.hp
+        if len(self.pool.available()) < hp.effective_batch_size:
+            return None
+        head = self.store.get_state(parent_model_hash)
+        seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
+        res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
+        h = self.store.put_state(res.candidate)
+        self.evaluator.add_local_test(res.local_test)
+        self.pool.mark_used(res.data_ids)
+        self.used += list(res.data_ids)
+        self.local += list(res.local_test_ids)
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
+        os.replace(tmp, self.record)
+        return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
+                         data_ids_root=res.data_ids_root)
+
+
+class FetchingEvaluator:
+    """The learning evaluator, fetching a missing model from the peers first."""
+
+    def __init__(self, inner: Evaluator, store: DirectoryModelStore, node: "Node") -> None:
+        self.inner, self.store, self.node = inner, store, node
+
+    def evaluate(self, parent: str, candidate: str) -> Any:
+        for h in (parent, candidate):
+            if not self.store.has(h) and not self.node.fetch_model(h):
+                raise ModelNotFoundError(f"model {h[:12]}… not found at any peer yet")
+        return self.inner.evaluate(parent, candidate)
+
+
+class Node:
+    """One member as a process (see the module docstring): `start()`, `stop()`, `status()`."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = cfg = config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(cfg.data_dir / "node.log", "a", buffering=1)
+        self._log_lock = threading.Lock()
+        self.identity = load_identity(cfg.identity_key, cfg.member_id)
+        self.genesis = Block.from_bytes(cfg.genesis.read_bytes())
+        self.task = get_task(cfg.task)
+        self.models = DirectoryModelStore(cfg.data_dir / "models")
+        payload = self.genesis.payload["config"]
+        init = self.task.initial_state(int(payload["model"]["seed"]))
+        if self.models.put_state(init) != self.genesis.model_hash:
+            raise RuntimeError("the genesis model hash does not match this task's initial weights")
+        pool_data, test = partner_data(cfg.task, cfg.partners, cfg.seed, cfg.index)
+        self.pool = DataPool(pool_data, data_key(cfg.seed))
+        self.evaluator = Evaluator(self.task, self.models, test)
+        hp = self.task.default_hyperparams.updated(payload["hyperparams"])
+        self.trainer = NodeTrainer(self.task, self.pool, self.evaluator, self.models, hp, cfg.seed * 1000 + cfg.index,
+                                   cfg.data_dir / "trained.json") if cfg.propose else None
+        self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
+        self.lock = threading.RLock()
+        self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
+        self._stop = threading.Event()
+        members = {m["id"]: m.get("cert_fingerprint", "") for m in payload["members"]}
+        fps = {p.fingerprint: p.member_id for p in cfg.peers if p.fingerprint}
+        if cfg.fingerprint:
+            fps[cfg.fingerprint] = cfg.member_id
+        self.allowlist = MemberAllowList(fps or {fp: m for m, fp in members.items() if fp})
+        self.client_ctx = client_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key)
+        self.peers = {p.member_id: PeerClient.from_context(p.url, self.client_ctx, self.allowlist,
+                                                           expected_member=p.member_id, timeout_s=5.0, retries=0)
+                      for p in cfg.peers if p.member_id != cfg.member_id}
+        self.model_clients = {m: PeerClient.from_context(c.base_url, self.client_ctx, self.allowlist,
+                                                         expected_member=m, timeout_s=10.0, retries=0)
+                              for m, c in self.peers.items()}
+        self.outboxes: dict[str, queue.Queue[bytes]] = {m: queue.Queue(maxsize=OUTBOX_MAX) for m in self.peers}
+        params = ConsensusParams(proposal_timeout_ticks=cfg.proposal_timeout_ticks)
+        self.driver = MemberDriver(
+            self.identity, self.store, transport=self, clock=WallClock(),
+            evaluator=FetchingEvaluator(self.evaluator, self.models, self), trainer=self.trainer,
+            genesis=self.genesis, safety=FileSafetyStore(cfg.data_dir / "safety.json"), params=params,
+            verify_on_start=True, defer_work=True,
+            on_commit=lambda b: self.log("commit", index=b.index, kind=b.kind, hash=b.block_hash,
+                                         contributor=b.contributor),
+            on_evidence=lambda e: self.log("evidence", detail=str(e)[:300]),
+        )
+        router = Router()
+        router.route("POST", "/v1/messages", self._on_message, max_body_bytes=MAX_MESSAGE_BYTES)
+        router.route("GET", "/v1/models/{model_hash}", self._on_model)
+        router.route("GET", "/v1/blocks", self._on_blocks)
+        router.route("GET", "/v1/status", lambda caller, body, query: json_response(self.status()))
+        self.server = NodeServer(router, server_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key), self.allowlist,
+                                 host=cfg.host, port=cfg.port, member_id=cfg.member_id,
+                                 limits=ServerLimits(max_body_bytes=MAX_MESSAGE_BYTES),
+                                 log=lambda rec: self._write(rec))
+        self.threads: list[threading.Thread] = []
+        self._status: dict[str, Any] = {"member": cfg.member_id, "height": self.store.height(), "head": None}
+
+    # --- logging -------------------------------------------------------------------
+    def _write(self, record: dict[str, Any]) -> None:
+        with self._log_lock:
+            if not self._log_file.closed:
+                self._log_file.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+
+    def log(self, event: str, **fields: Any) -> None:
+        self._write({"ts": round(time.time(), 6), "event": event, "member": self.config.member_id, **fields})
+
+    # --- transport seam (called by the driver, on the core thread) ------------------------------------
+    def send(self, to: str, message: Message) -> None:
+        box = self.outboxes.get(to)
+        if box is None:
+            return
+        data = encode_message(message)
+        try:
+            box.put_nowait(data)
+        except queue.Full:  # drop the oldest: the protocol re-sends what matters
+            try:
+                box.get_nowait()
+                box.put_nowait(data)
+            except (queue.Empty, queue.Full):
+                pass
+
+    def _sender(self, member: str) -> None:
+        box, client = self.outboxes[member], self.peers[member]
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                data = box.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                r = client.post("/v1/messages", data)
+                if r.status >= 400:
+                    self.log("send_refused", to=member, status=r.status)
+                failures = 0
+            except Exception as exc:  # peer down: drop, back off a little (bounded)
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    self.log("send_failed", to=member, reason=str(exc)[:200], failures=failures)
+                self._stop.wait(min(1.0, 0.05 * failures))
+
+    # --- HTTP handlers (connection threads) ----------------------------------------------------------
+    def _on_message(self, caller: str, body: bytes, query: Any) -> Any:
+        try:
+            message = decode_message(body)
+        except RemoteProtocolError as exc:
+            self.log("message_refused", sender=caller, reason=str(exc)[:200])
+            raise RequestError(400, "invalid message") from None
+        try:
+            self.inbox.put_nowait((caller, message))
+        except queue.Full:
+            raise RequestError(503, "inbox full") from None
+        return json_response({"accepted": True}, 202)
+
+    def _on_model(self, caller: str, body: bytes, query: Any) -> Any:
+        h = query.get("model_hash", "")
+        if not re.fullmatch(r"[0-9a-f]{64}", h):
+            raise RequestError(400, "a model hash is 64 lowercase hex digits")
+        try:
+            if not self.models.has(h):
+                raise RequestError(404, "no such model")
+            return safetensors_response(self.models.get(h))
+        except (ValueError, OSError, InvalidModelError, HashMismatchError):
+            raise RequestError(404, "no such model") from None
+
+    def _on_blocks(self, caller: str, body: bytes, query: Any) -> Any:
+        try:
+            start = int(query.get("from", "0"))
+        except ValueError:
+            raise RequestError(400, "from must be an integer") from None
+        with self.lock:
+            blocks = self.store.blocks_from(max(0, start))[:32]
+        return cbor_response({"blocks": [b.to_bytes() for b in blocks]})
+
+    def fetch_model(self, h: str) -> bool:
+        """Fetch model `h` from any peer (hash and format checked); True if we have it now."""
+        for member, client in self.model_clients.items():
+            try:
+                data = client.get_model(f"/v1/models/{h}")
+                self.models.put(data, expected_hash=h)
+                self.log("model_fetched", model=h, peer=member, bytes=len(data))
+                return True
+            except Exception as exc:
+                self.log("model_fetch_failed", model=h, peer=member, reason=str(exc)[:200])
+        return False
+
+    # --- the core thread -------------------------------------------------------------------------
+    def _core(self) -> None:
+        tick_s = self.config.tick_ms / 1000.0
+        next_tick = time.monotonic()
+        with self.lock:
+            self.driver.start()
+            self._snapshot()
+        while not self._stop.is_set():
+            timeout = max(0.0, next_tick - time.monotonic())
+            try:
+                sender, message = self.inbox.get(timeout=timeout)
+                with self.lock:
+                    self.driver.receive(sender, message)
+            except queue.Empty:
+                pass
+            except Exception as exc:
+                self.log("error", where="receive", reason=repr(exc)[:300])
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_s
+                try:
+                    with self.lock:
+                        self.driver.tick()
+                except Exception as exc:
+                    self.log("error", where="tick", reason=repr(exc)[:300])
+            if self.driver.pending_work():
+                try:
+                    with self.lock:
+                        self.driver.run_pending_work()
+                except Exception as exc:
+                    self.log("error", where="work", reason=repr(exc)[:300])
+            with self.lock:
+                self._snapshot()
+
+    # --- life cycle ----------------------------------------------------------------------------------
+    def start(self) -> "Node":
+        self.server.start()
+        self.log("node_started", url=self.server.url, height=self.store.height())
+        self.threads = [threading.Thread(target=self._core, name="tclearn-core", daemon=True)]
+        self.threads += [threading.Thread(target=self._sender, args=(m,), name=f"tclearn-send-{m}", daemon=True)
+                         for m in self.peers]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+        deadline = time.monotonic() + 3.0
+        for t in self.threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.log("node_stopped")
+        with self.lock:
+            self.store.close()
+        with self._log_lock:
+            self._log_file.close()
+
+    def _snapshot(self) -> None:
+        """Refresh the status answer (core thread, under the lock): readers never wait for training."""
+        head = self.store.head()
+        self._status = {"member": self.config.member_id, "height": self.store.height(),
+                        "head": {"index": head.index, "hash": head.block_hash, "kind": head.kind,
+                                 "model_hash": head.model_hash} if head else None,
+                        "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
+                        "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
+                        "pending_work": self.driver.pending_work()}
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._status)
+
+
+def serve(config_path: Path | str, max_seconds: float | None = None) -> None:
+    """Run a node until SIGTERM/SIGINT (or `max_seconds`)."""
+    import signal
+
+    node = Node(NodeConfig.load(config_path)).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    print(json.dumps({"member": node.config.member_id, "url": node.server.url}), flush=True)
+    done.wait(max_seconds)
+    node.stop()

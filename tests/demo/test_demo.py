@@ -1,0 +1,80 @@
+"""The demo: a whole level-A coalition with real models, in one process."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tclearn.cli import app
+from tclearn.consensus import check_certificate
+from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
+from tclearn.ledger.sqlite_store import SQLiteChainStore
+from tclearn.ledger.verify import verify_chain
+
+runner = CliRunner()
+
+
+def _run(tmp: Path, *args: str) -> dict:
+    res = runner.invoke(app, ["demo", "--task", "digits", "--no-centralized", "--out", str(tmp), *args])
+    assert res.exit_code == 0, res.output
+    return json.loads((tmp / "report.json").read_text())
+
+
+def test_digits_demo_writes_report_figures_and_a_verifying_chain(tmp_path: Path) -> None:
+    report = _run(tmp_path, "--rounds", "4")
+    for key in ("task", "final_score", "centralized_score", "accepted", "rejected", "blocks"):
+        assert key in report
+    assert report["task"] == "digits"
+    assert report["accepted"] + report["rejected"] == 4
+    assert report["final_score"] > report["initial_score"]
+    assert {"index", "kind", "contributor", "score_old", "score_new"} <= set(report["blocks"][0])
+    for png in ("score_per_block.png", "strengths.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    store = SQLiteChainStore(tmp_path / "chain.db", create=False)
+    chain = list(store)
+    store.close()
+    verify_chain(chain, certificate_check=check_certificate)
+    verify = runner.invoke(app, ["chain", "verify", str(tmp_path / "chain.db")])
+    assert verify.exit_code == 0, verify.output
+
+
+def test_same_seed_gives_the_same_chain_byte_for_byte(tmp_path: Path) -> None:
+    chains = []
+    for name in ("a", "b"):
+        run_coalition(DemoOptions(task="digits", rounds=3, seed=7, out=tmp_path / name, centralized=False))
+        store = SQLiteChainStore(tmp_path / name / "chain.db", create=False)
+        chains.append([b.to_bytes() for b in store])
+        store.close()
+    assert chains[0] == chains[1]
+
+
+def test_bad_options_exit_with_a_clear_message(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["demo", "--task", "digits", "--committee", "9", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "--committee" in res.output
+    res = runner.invoke(app, ["demo", "--task", "nosuch", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "did you mean" in res.output.lower() or "unknown task" in res.output
+
+
+@pytest.mark.parametrize("attack", ["label-flip", "sign-flip", "noise", "scale", "random-labels"])
+def test_degrading_attack_is_recorded_as_rejected_blocks_under_the_attackers_id(tmp_path: Path, attack: str) -> None:
+    report = _run(tmp_path, "--rounds", "8", "--partners", "4", "--malicious", "1", "--attack", attack)
+    assert report["attack"] == attack and len(report["malicious"]) == 1
+    bad = [b for b in report["blocks"] if b["contributor"] in report["malicious"]]
+    assert bad, "the attacker proposed nothing"
+    assert all(b["kind"] == "rejected" for b in bad), bad
+
+
+@pytest.mark.parametrize("attack", ["off-task", "alie", "lazy", "replay"])
+def test_other_attacks_run_and_are_attributed(tmp_path: Path, attack: str) -> None:
+    report = _run(tmp_path, "--rounds", "8", "--partners", "4", "--malicious", "1", "--attack", attack)
+    bad = [b for b in report["blocks"] if b["contributor"] in report["malicious"]]
+    assert bad and all(b["malicious"] for b in bad)
+    if attack == "replay":  # its first batch is honest; every replayed batch after it is refused
+        assert all(b["kind"] == "rejected" for b in bad[1:])
+
+
+def test_every_attack_name_is_known() -> None:
+    assert set(ATTACKS) == {"label-flip", "random-labels", "off-task", "noise", "sign-flip", "scale", "alie",
+                            "lazy", "replay"}
