@@ -1,0 +1,410 @@
+"""TCLearn under attack vs robust-aggregation baselines, on `digits`.
+
+TCLearn: real coalition (`run_coalition`), 5 partners, committee 3, λ 0.97,
+14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
+every attack of `tclearn.demo.coalition.ATTACKS`, splits iid and non-iid.
+Per run: final score, share of degrading candidates (score_new < score_old −
+0.01, or invalid) that ended rejected, share of honest increments rejected,
+rounds to reach 95 % of the clean run's final score, within 2 points of clean.
+
+Baselines: a synchronous loop on the same data split (same malicious partners):
+every round each partner trains from the global model on a fresh batch of its
+own pool (the same 96-sample batches and hyper-parameters as TCLearn), malicious
+partners poison their data or transform their increment with the same attack
+functions, the server aggregates and applies. Rounds: until the partners' pools
+run out (5 partners ≈ 3 rounds = 15 increments ≈ TCLearn's 14). `none` is cyclic
+weight transfer (partners in turn, every increment applied, 14 increments).
+FLTrust's root set: 50 samples drawn from the pooled training data (seeded),
+trained by the server each round (40 train, 10 unused).
+
+    python bench/attacks.py [--quick] [--seeds 1] [--workers 2] [--out bench/results/attacks.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tclearn.attacks import model_attacks
+from tclearn.attacks.data_attacks import poison_batch
+from tclearn.baselines import aggregators as agg
+from tclearn.data import DataPool
+from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
+from tclearn.demo.partners import DATA_ATTACKS, MODEL_ATTACKS, _flat, _unflat
+from tclearn.learning import get_task, train_increment
+from tclearn.learning.evaluate import evaluate_state
+
+TASK = "digits"
+ROUNDS = 14
+COMMITTEE = 3
+LAM = 0.97
+# (label, partners, malicious)
+FRACTIONS = [("0%", 5, 0), ("20%", 5, 1), ("40%", 5, 2), ("0%/10", 10, 0), ("30%/10", 10, 3)]
+SPLITS = ("iid", "non-iid")
+BASELINES = ("none", "fedavg", "krum", "multi-krum", "median", "trimmed-mean", "fltrust")
+KEY = b"bench-attacks-key"[:16]
+
+
+# ---------------------------------------------------------------- TCLearn
+
+def tclearn_job(args: tuple[str, int, int, str | None, str, int]) -> dict[str, Any]:
+    label, n, m, attack, split, seed = args
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = run_coalition(DemoOptions(task=TASK, partners=n, rounds=ROUNDS, committee=COMMITTEE, lam=LAM, seed=seed,
+                                        out=Path(tmp), malicious=m, attack=attack, centralized=False, split=split))
+    props = run.proposals
+    degrading = [b for b in props if b.score_new is None or (b.score_old is not None and b.score_new < b.score_old - 0.01)]
+    honest = [b for b in props if not b.malicious]
+    return {
+        "system": "tclearn", "fraction": label, "partners": n, "malicious_count": m, "attack": attack, "split": split,
+        "seed": seed, "final_score": run.final_score, "initial_score": run.initial_score,
+        "head_scores": [b.head_score for b in run.blocks],
+        "kinds": [b.kind for b in run.blocks],
+        "proposals": len(props), "accepted": run.accepted, "rejected": run.rejected,
+        "malicious_proposals": sum(1 for b in props if b.malicious),
+        "malicious_rejected": sum(1 for b in props if b.malicious and b.kind == "rejected"),
+        "degrading": len(degrading), "degrading_rejected": sum(1 for b in degrading if b.kind == "rejected"),
+        "degrading_rejected_share": (sum(1 for b in degrading if b.kind == "rejected") / len(degrading)) if degrading else None,
+        "honest_proposals": len(honest), "honest_rejected": sum(1 for b in honest if b.kind == "rejected"),
+        "false_rejection_share": run.honest_rejection_rate(),
+        "stopped_early": run.extra.get("stopped_early"), "wall_s": run.wall_time_s,
+    }
+
+
+# ---------------------------------------------------------------- baselines
+
+def _score(task: Any, state: dict[str, torch.Tensor], test: Any) -> float:
+    s = evaluate_state(task, state, test)
+    return float(sum(s) / len(s))
+
+
+def _malicious_indices(n: int, m: int, seed: int) -> list[int]:
+    # the same partners as run_coalition picks (names[1:] sampled with random.Random(seed))
+    if not m:
+        return []
+    return sorted(random.Random(seed).sample(range(1, n), m))
+
+
+class _Partner:
+    def __init__(self, i: int, task: Any, data: Any, attack: str | None, seed: int, n: int, m: int) -> None:
+        self.i, self.task, self.attack, self.n, self.m = i, task, attack, n, m
+        self.rng = np.random.default_rng([seed * 1000 + i, 0xA77AC])
+        self.seed = seed * 1000 + i
+        if attack in DATA_ATTACKS and attack != "replay":
+            data = poison_batch(task, data, attack, self.rng)
+        self.data = data
+        self.pool = DataPool(data, KEY)
+        self.first: tuple[str, ...] | None = None
+
+    def can_train(self, hp: Any) -> bool:
+        if self.attack == "replay" and self.first is not None:
+            return True
+        return len(self.pool.available()) >= hp.effective_batch_size
+
+    def update(self, head: dict[str, torch.Tensor], hp: Any, rnd: int) -> np.ndarray:
+        seed = int(np.random.default_rng([self.seed, rnd]).integers(2**31))
+        pool = self.pool
+        if self.attack == "replay" and self.first is not None:
+            spent = [k for k, i in enumerate(self.pool.ids) if i in self.pool.used]
+            pool = DataPool(self.pool.data.subset(spent), KEY)
+        res = train_increment(self.task, head, pool, hp, seed=seed, threads=1)
+        if pool is self.pool:
+            self.pool.mark_used(res.data_ids)
+        if self.first is None:
+            self.first = res.data_ids
+        vec = _flat(res.increment)[0]
+        a = self.attack
+        if a == "noise":
+            return model_attacks.noise(vec, self.rng)
+        if a == "sign-flip":
+            return model_attacks.sign_flip(vec)
+        if a == "scale":
+            return model_attacks.scale(vec)
+        if a == "lazy":
+            return model_attacks.lazy(vec)
+        if a == "alie":
+            samples = [vec]
+            for _ in range(2):
+                extra = train_increment(self.task, head, DataPool(self.data, KEY), hp,
+                                        seed=int(self.rng.integers(2**31)), threads=1)
+                samples.append(_flat(extra.increment)[0])
+            return model_attacks.alie(np.stack(samples), self.n, max(1, self.m))
+        return vec
+
+
+def baseline_job(args: tuple[str, str, int, int, str | None, str, int]) -> dict[str, Any]:
+    method, label, n, m, attack, split, seed = args
+    torch.set_num_threads(1)
+    task = get_task(TASK)
+    hp = task.default_hyperparams
+    data = task.coalition_data(n, seed=seed, mode="iid" if split == "iid" else "label_skew")
+    bad = set(_malicious_indices(n, m, seed))
+    partners = [_Partner(i, task, data.partners[i], attack if i in bad else None, seed, n, m) for i in range(n)]
+    state = {k: v.clone() for k, v in task.initial_state(seed).items()}
+    vec, layout = _flat(state)
+    vec = vec.astype(np.float64)
+    scores = [_score(task, state, data.test)]
+    increments = 0
+    samples = 0
+    t0 = time.perf_counter()
+    if method == "none":
+        k = 0
+        while increments < ROUNDS:
+            ready = [p for p in partners if p.can_train(hp)]
+            if not ready:
+                break
+            p = partners[k % n]
+            k += 1
+            if not p.can_train(hp):
+                continue
+            u = p.update(_unflat(vec.astype(np.float32), layout), hp, increments)
+            vec = vec + u
+            increments += 1
+            samples += hp.effective_batch_size
+            scores.append(_score(task, _unflat(vec.astype(np.float32), layout), data.test))
+    else:
+        f = max(m, 1)
+        root_hp = hp.updated({"batch_size": 50, "min_batch_size": 40})
+        rs = np.random.default_rng([seed, 0x5007])
+        pooled = data.pooled
+        root = pooled.subset(rs.choice(len(pooled), size=50, replace=False)) if method == "fltrust" else None
+        rnd = 0
+        while increments < ROUNDS:
+            ready = [p for p in partners if p.can_train(hp)]
+            if len(ready) < 2:
+                break
+            head = _unflat(vec.astype(np.float32), layout)
+            ups = np.stack([p.update(head, hp, rnd) for p in ready]).astype(np.float64)
+            ups = np.nan_to_num(ups, nan=0.0, posinf=1e6, neginf=-1e6)
+            if method == "fedavg":
+                g = agg.fedavg(ups)
+            elif method == "krum":
+                g = agg.krum(ups, f)
+            elif method == "multi-krum":
+                g = agg.multi_krum(ups, f)
+            elif method == "median":
+                g = agg.coordinate_median(ups)
+            elif method == "trimmed-mean":
+                g = agg.trimmed_mean(ups, beta=0.2 if m <= 1 else 0.4)
+            elif method == "fltrust":
+                r = train_increment(task, head, DataPool(root, KEY), root_hp, seed=seed * 7919 + rnd, threads=1)
+                g = agg.fltrust(ups, _flat(r.increment)[0])
+            else:
+                raise ValueError(method)
+            vec = vec + g
+            rnd += 1
+            increments += len(ready)
+            samples += len(ready) * hp.effective_batch_size
+            scores.append(_score(task, _unflat(vec.astype(np.float32), layout), data.test))
+    return {"system": method, "fraction": label, "partners": n, "malicious_count": m, "attack": attack, "split": split,
+            "seed": seed, "final_score": scores[-1], "scores": scores, "increments": increments,
+            "samples_drawn": samples, "wall_s": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------- driver
+
+def _run(job: tuple[str, tuple]) -> dict[str, Any]:
+    kind, args = job
+    try:
+        return tclearn_job(args) if kind == "tclearn" else baseline_job(args)
+    except Exception as e:  # keep the benchmark going; the failure is recorded
+        return {"system": kind if kind == "tclearn" else args[0], "job": list(map(str, args)), "error": repr(e)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="iid only; attacks label-flip, sign-flip, scale, alie")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baseline-fractions", nargs="+", default=["0%", "20%", "40%"],
+                    help="fractions for the baselines (add 0%%/10 30%%/10 for 10 partners)")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--attacks", nargs="+", default=None, help="subset of attacks (default: all)")
+    ap.add_argument("--splits", nargs="+", default=None)
+    ap.add_argument("--baseline-splits", nargs="+", default=None)
+    ap.add_argument("--ten", action="store_true", help="also run 30%% as 3 of 10 partners (and its clean reference)")
+    ap.add_argument("--resume", type=Path, default=None, help="results JSON list of finished jobs to keep and skip")
+    ap.add_argument("--from-partial", action="store_true", help="only summarise <out>.partial.json (an interrupted run)")
+    ap.add_argument("--out", type=Path, default=Path("bench/results/attacks.json"))
+    a = ap.parse_args()
+    attacks = ["label-flip", "sign-flip", "scale", "alie"] if a.quick else (a.attacks or list(ATTACKS))
+    splits = ["iid"] if a.quick else (a.splits or list(SPLITS))
+    fractions = [f for f in FRACTIONS if (f[1] == 5 or a.ten) and not (a.quick and f[1] == 10)]
+
+    jobs: list[tuple[str, tuple]] = []
+    for seed in range(a.seeds):
+        for split in splits:
+            for label, n, m in fractions:
+                for attack in ([None] if m == 0 else attacks):
+                    jobs.append(("tclearn", (label, n, m, attack, split, seed)))
+                    if not a.no_baselines and label in a.baseline_fractions:
+                        if split not in (a.baseline_splits or splits):
+                            continue
+                        for method in BASELINES:
+                            jobs.append(("baseline", (method, label, n, m, attack, split, seed)))
+    # TCLearn first (slowest), then baselines
+    jobs.sort(key=lambda j: (j[0] != "tclearn", j[1][-2] if j[0] == "baseline" else ""))
+    if a.from_partial:
+        results = json.loads(a.out.with_suffix(".partial.json").read_text())
+        jobs = []
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = [] if not a.from_partial else results
+    if a.resume is not None:
+        done = [r for r in json.loads(a.resume.read_text()) if "error" not in r]
+        keys = {(r["system"], r["fraction"], r["partners"], r["malicious_count"], r["attack"], r["split"], r["seed"]) for r in done}
+        def _key(j):
+            kind, args = j
+            return ("tclearn",) + tuple(args) if kind == "tclearn" else tuple(args)
+        jobs = [j for j in jobs if _key(j) not in keys]
+        results = done
+    with Pool(a.workers) as pool:
+        for k, r in enumerate(pool.imap_unordered(_run, jobs), 1):
+            results.append(r)
+            if k % 10 == 0 or k == len(jobs):
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                a.out.with_suffix(".partial.json").write_text(json.dumps(results, default=str))
+                print(f"[{k}/{len(jobs)}] {time.perf_counter() - t0:.0f}s", flush=True)
+
+    # derived metrics vs the clean run of the same split / partner count / seed
+    tc = [r for r in results if r.get("system") == "tclearn" and "error" not in r]
+    clean = {(r["split"], r["partners"], r["seed"]): r for r in tc if r["malicious_count"] == 0}
+    for r in tc:
+        c = clean.get((r["split"], r["partners"], r["seed"]))
+        if c is None:
+            continue
+        r["clean_final_score"] = c["final_score"]
+        r["delta_vs_clean"] = r["final_score"] - c["final_score"]
+        r["within_2_points"] = r["final_score"] >= c["final_score"] - 0.02
+        target = 0.95 * c["final_score"]
+        r["rounds_to_95pct_clean"] = next((i for i, s in enumerate(r["head_scores"]) if s >= target), None)
+    bclean = {(r["system"], r["split"], r["partners"], r["seed"]): r["final_score"]
+              for r in results if r.get("system") != "tclearn" and "error" not in r and r["malicious_count"] == 0}
+    for r in results:
+        if r.get("system") != "tclearn" and "error" not in r:
+            c = bclean.get((r["system"], r["split"], r["partners"], r["seed"]))
+            if c is not None:
+                r["delta_vs_clean"] = r["final_score"] - c
+
+    # summary: targets, for ≤30 % malicious
+    def _agg(rows: list[dict[str, Any]], num: str, den: str) -> float | None:
+        d = sum(r[den] for r in rows)
+        return sum(r[num] for r in rows) / d if d else None
+
+    summary: dict[str, Any] = {}
+    for split in splits:
+        rows = [r for r in tc if r["split"] == split]
+        le30 = [r for r in rows if r["malicious_count"] > 0 and r["fraction"] in ("20%", "30%/10")]
+        summary[split] = {
+            "within_2_points_le30": f"{sum(bool(r.get('within_2_points')) for r in le30)}/{len(le30)}",
+            "degrading_rejected_share_le30": _agg(le30, "degrading_rejected", "degrading"),
+            "degrading_rejected_share_all": _agg(rows, "degrading_rejected", "degrading"),
+            "false_rejection_share_all": _agg(rows, "honest_rejected", "honest_proposals"),
+            "false_rejection_share_clean": _agg([r for r in rows if r["malicious_count"] == 0], "honest_rejected", "honest_proposals"),
+        }
+    out = {
+        "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
+        "notes": ["30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds 14",
+                  "degrading: candidate score_new < score_old - 0.01 on G (or invalid candidate)",
+                  "baselines: all partners train every round from the global model on fresh 96-sample batches until "
+                  "a pool runs out (5 partners: 3 rounds = 15 increments); 'none' = cyclic weight transfer, 14 increments",
+                  "fltrust root set: 50 samples drawn from the pooled training data (seeded)",
+                  "trimmed-mean beta 0.2 for <=1 malicious, 0.4 otherwise; krum/multi-krum f = malicious count (min 1)"],
+        "summary": summary, "runs": results, "wall_s": time.perf_counter() - t0,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=1, default=str))
+    print_table(out)
+    try:
+        plot(out, a.out.with_suffix(".png"))
+    except Exception as e:
+        print("plot failed:", e)
+    print(f"wrote {a.out} ({time.perf_counter() - t0:.0f}s)")
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "  -  "
+    return f"{100 * x:5.1f}" if pct else f"{x:.3f}"
+
+
+def print_table(out: dict[str, Any]) -> None:
+    runs = [r for r in out["runs"] if "error" not in r]
+    errs = [r for r in out["runs"] if "error" in r]
+    for split in ("iid", "non-iid"):
+        tc = [r for r in runs if r["system"] == "tclearn" and r["split"] == split]
+        if not tc:
+            continue
+        print(f"\n== TCLearn, {split} (final score / Δ vs clean / degrading rejected % / false rejections % / rounds→95%) ==")
+        for r in sorted(tc, key=lambda r: (r["partners"], r["malicious_count"], str(r["attack"]))):
+            print(f"{r['fraction']:7s} {str(r['attack']):13s} {_fmt(r['final_score'])} "
+                  f"Δ{r.get('delta_vs_clean', 0):+.3f} deg_rej {r['degrading_rejected']}/{r['degrading']} "
+                  f"false {r['honest_rejected']}/{r['honest_proposals']} r95 {r.get('rounds_to_95pct_clean')} "
+                  f"{'OK' if r.get('within_2_points') else 'LOSS'}")
+        bl = [r for r in runs if r["system"] != "tclearn" and r["split"] == split]
+        if bl:
+            print(f"-- final scores, {split}: TCLearn vs baselines --")
+            systems = ["tclearn"] + list(BASELINES)
+            print(f"{'fraction':7s} {'attack':13s} " + " ".join(f"{s[:8]:>8s}" for s in systems))
+            keys = sorted({(r["fraction"], r["partners"], r["malicious_count"], str(r["attack"])) for r in bl},
+                          key=lambda k: (k[1], k[2], k[3]))
+            for fr, n, m, at in keys:
+                cells = []
+                for s in systems:
+                    v = [r["final_score"] for r in runs if r["system"] == s and r["split"] == split
+                         and r["fraction"] == fr and str(r["attack"]) == at]
+                    cells.append(f"{np.mean(v):8.3f}" if v else f"{'-':>8s}")
+                print(f"{fr:7s} {at:13s} " + " ".join(cells))
+    print("\nsummary:", json.dumps(out["summary"], indent=1))
+    if errs:
+        print(f"{len(errs)} job(s) failed:", [e["error"][:120] for e in errs[:5]])
+
+
+def plot(out: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = [r for r in out["runs"] if "error" not in r]
+    systems = ["tclearn"] + list(BASELINES)
+    panels = [(fr, sp) for fr in ("20%", "40%") for sp in ("iid", "non-iid")
+              if any(r["fraction"] == fr and r["split"] == sp for r in runs)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 3.3 * len(panels)), squeeze=False)
+    for ax, (fr, sp) in zip(axes[:, 0], panels):
+        attacks = sorted({str(r["attack"]) for r in runs if r["fraction"] == fr and r["split"] == sp})
+        w = 0.8 / len(systems)
+        for j, s in enumerate(systems):
+            ys = []
+            for at in attacks:
+                v = [r["final_score"] for r in runs if r["system"] == s and r["fraction"] == fr and r["split"] == sp
+                     and str(r["attack"]) == at]
+                ys.append(np.mean(v) if v else np.nan)
+            ax.bar(np.arange(len(attacks)) + j * w - 0.4 + w / 2, ys, w, label=s,
+                   color="black" if s == "tclearn" else None)
+        c = [r["final_score"] for r in runs if r["system"] == "tclearn" and r["fraction"] == "0%" and r["split"] == sp]
+        if c:
+            ax.axhline(np.mean(c), color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(len(attacks)))
+        ax.set_xticklabels(attacks)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("final accuracy on G")
+        ax.set_title(f"digits, {fr} malicious (of 5), {sp}  (dashed: TCLearn clean)")
+    axes[0, 0].legend(ncol=8, fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
