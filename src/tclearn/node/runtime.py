@@ -5,7 +5,10 @@ Threads: the HTTPS server's connection threads only validate and queue
 refused with 400 and never reaches the core); one *core thread* owns the
 driver — it drains the inbox, ticks every `tick_ms`, and runs the deferred
 evaluation and training; one sender thread per peer posts the outgoing
-messages (bounded queues, fire and forget). Status reads take the driver lock.
+messages over a kept-alive mutual-TLS connection (`PeerLink`; bounded
+queues, fire and forget, the backlog to a dead peer is dropped — the protocol
+re-sends). `GET /v1/status` answers from a snapshot the core thread refreshes,
+so it never waits for training.
 
 Models (level A): the node serves its content-addressed store at
 `GET /v1/models/{hash}`; an evaluation missing a model fetches it from the
@@ -19,15 +22,19 @@ a restarted node needs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import http.client
 import json
 import os
 import queue
 import re
+import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -36,7 +43,7 @@ from tclearn.consensus.messages import MAX_MESSAGE_BYTES, Message
 from tclearn.consensus.params import ConsensusParams
 from tclearn.consensus.wire import decode_message, encode_message
 from tclearn.data import DataPool
-from tclearn.errors import RemoteProtocolError
+from tclearn.errors import ConfigError, RemoteProtocolError
 from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.sqlite_store import SQLiteChainStore
@@ -47,8 +54,8 @@ from tclearn.learning.errors import HashMismatchError, InvalidModelError
 from tclearn.member import FileSafetyStore, MemberDriver
 from tclearn.node.config import NodeConfig
 from tclearn.transport import (
-    MemberAllowList, NodeServer, PeerClient, RequestError, Router, ServerLimits, cbor_response, client_context,
-    json_response, safetensors_response, server_context,
+    MemberAllowList, NodeServer, PeerClient, PeerNotAllowedError, RequestError, Router, ServerLimits, cbor_response,
+    client_context, json_response, safetensors_response, server_context,
 )
 
 __all__ = ["Node", "NodeTrainer", "data_key", "partner_data"]
@@ -75,9 +82,9 @@ class NodeTrainer:
     """Trains the head model on a fresh batch of this partner's pool; remembers what it used."""
 
     def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
-                 seed: int, record: Path) -> None:
+                 seed: int, record: Path, fetch: Callable[[str], bool] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
-        self.seed, self.record = seed, record
+        self.seed, self.record, self.fetch = seed, record, fetch
         self.used: list[str] = []
         self.local: list[str] = []
         if record.exists():  # recovery: what we trained on before a crash
@@ -90,8 +97,14 @@ class NodeTrainer:
 
     def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
         hp = self.hp.updated(hyperparams) if hyperparams else self.hp
-        if len(self.pool.available()) < hp.effective_batch_size:
-            return None
+        left = len(self.pool.available())
+        if left < hp.min_batch_size:
+            return None  # this partner's data is spent: pass the turn
+        if left < hp.effective_batch_size:  # a small partner trains on what it has (never below the minimum)
+            hp = dataclasses.replace(hp, batch_size=left)
+        if not self.store.has(parent_model_hash):  # a head we never evaluated (not on its committee)
+            if self.fetch is None or not self.fetch(parent_model_hash):
+                return None  # cannot train on a model we cannot get: pass the turn
         head = self.store.get_state(parent_model_hash)
         seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
         res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
@@ -105,6 +118,55 @@ class NodeTrainer:
         os.replace(tmp, self.record)
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
                          data_ids_root=res.data_ids_root)
+
+
+class PeerLink:
+    """A kept-alive mutual-TLS connection to one peer for `POST /v1/messages` (one TLS handshake, many messages).
+
+    The server's certificate must be the peer's (allow-list and member id); a stale connection is
+    re-opened once per message (a duplicate is harmless: the protocol ignores repeated messages).
+    """
+
+    def __init__(self, url: str, context: ssl.SSLContext, allowlist: MemberAllowList, member: str,
+                 timeout_s: float = 5.0) -> None:
+        split = urlsplit(url)
+        self.host, self.port = split.hostname or "127.0.0.1", split.port or 443
+        self.context, self.allowlist, self.member, self.timeout_s = context, allowlist, member, timeout_s
+        self.conn: http.client.HTTPSConnection | None = None
+
+    def _open(self) -> http.client.HTTPSConnection:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout_s)
+        conn.connect()
+        sock = conn.sock
+        who = self.allowlist.identify(sock.getpeercert(binary_form=True)) if isinstance(sock, ssl.SSLSocket) else None
+        if who != self.member:
+            conn.close()
+            raise PeerNotAllowedError(f"{self.host}:{self.port} is {who!r}, expected {self.member!r}")
+        return conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def post(self, path: str, body: bytes) -> int:
+        for attempt in range(2):
+            fresh = self.conn is None
+            if self.conn is None:
+                self.conn = self._open()
+            try:
+                self.conn.request("POST", path, body=body,
+                                  headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
+                response = self.conn.getresponse()
+                response.read(1 << 16)
+                if response.will_close:
+                    self.close()
+                return response.status
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt or fresh:
+                    raise
+        raise ConnectionError("unreachable")  # pragma: no cover
 
 
 class FetchingEvaluator:
@@ -141,16 +203,23 @@ class Node:
         self.evaluator = Evaluator(self.task, self.models, test)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])
         self.trainer = NodeTrainer(self.task, self.pool, self.evaluator, self.models, hp, cfg.seed * 1000 + cfg.index,
-                                   cfg.data_dir / "trained.json") if cfg.propose else None
+                                   cfg.data_dir / "trained.json", fetch=self.fetch_model) if cfg.propose else None
         self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
+        self.prefetch: queue.Queue[tuple[str, str | None]] = queue.Queue(maxsize=64)
         self._stop = threading.Event()
+        # who may talk to us: the certificate fingerprints genesis records (the config may not widen them)
         members = {m["id"]: m.get("cert_fingerprint", "") for m in payload["members"]}
-        fps = {p.fingerprint: p.member_id for p in cfg.peers if p.fingerprint}
-        if cfg.fingerprint:
-            fps[cfg.fingerprint] = cfg.member_id
-        self.allowlist = MemberAllowList(fps or {fp: m for m, fp in members.items() if fp})
+        for peer in cfg.peers:
+            if peer.member_id not in members:
+                raise ConfigError(f"peer {peer.member_id!r} is not a member of this coalition's genesis")
+            if peer.fingerprint and members[peer.member_id] and peer.fingerprint != members[peer.member_id]:
+                raise ConfigError(f"peer {peer.member_id!r}: certificate fingerprint differs from genesis")
+        fps = {fp: m for m, fp in members.items() if fp}
+        if not fps:  # a genesis without fingerprints: trust the config's
+            fps = {p.fingerprint: p.member_id for p in cfg.peers if p.fingerprint}
+        self.allowlist = MemberAllowList(fps)
         self.client_ctx = client_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key)
         self.peers = {p.member_id: PeerClient.from_context(p.url, self.client_ctx, self.allowlist,
                                                            expected_member=p.member_id, timeout_s=5.0, retries=0)
@@ -165,8 +234,7 @@ class Node:
             evaluator=FetchingEvaluator(self.evaluator, self.models, self), trainer=self.trainer,
             genesis=self.genesis, safety=FileSafetyStore(cfg.data_dir / "safety.json"), params=params,
             verify_on_start=True, defer_work=True,
-            on_commit=lambda b: self.log("commit", index=b.index, kind=b.kind, hash=b.block_hash,
-                                         contributor=b.contributor),
+            on_commit=self._on_commit,
             on_evidence=lambda e: self.log("evidence", detail=str(e)[:300]),
         )
         router = Router()
@@ -180,6 +248,23 @@ class Node:
                                  log=lambda rec: self._write(rec))
         self.threads: list[threading.Thread] = []
         self._status: dict[str, Any] = {"member": cfg.member_id, "height": self.store.height(), "head": None}
+
+    def _on_commit(self, block: Block) -> None:
+        self.log("commit", index=block.index, kind=block.kind, hash=block.block_hash, contributor=block.contributor)
+        if not self.models.has(block.model_hash):  # fetch the new head in the background (we may train on it)
+            try:
+                self.prefetch.put_nowait((block.model_hash, block.contributor))
+            except queue.Full:
+                pass
+
+    def _prefetcher(self) -> None:
+        while not self._stop.is_set():
+            try:
+                h, contributor = self.prefetch.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if not self.models.has(h):
+                self.fetch_model(h, prefer=contributor)
 
     # --- logging -------------------------------------------------------------------
     def _write(self, record: dict[str, Any]) -> None:
@@ -206,7 +291,8 @@ class Node:
                 pass
 
     def _sender(self, member: str) -> None:
-        box, client = self.outboxes[member], self.peers[member]
+        box = self.outboxes[member]
+        link = PeerLink(self.peers[member].base_url, self.client_ctx, self.allowlist, member)
         failures = 0
         while not self._stop.is_set():
             try:
@@ -214,15 +300,23 @@ class Node:
             except queue.Empty:
                 continue
             try:
-                r = client.post("/v1/messages", data)
-                if r.status >= 400:
-                    self.log("send_refused", to=member, status=r.status)
+                status = link.post("/v1/messages", data)
+                if status >= 400:
+                    self.log("send_refused", to=member, status=status)
                 failures = 0
-            except Exception as exc:  # peer down: drop, back off a little (bounded)
+            except Exception as exc:  # peer down: drop what is queued for it (the protocol re-sends), back off
                 failures += 1
+                dropped = 0
+                while True:
+                    try:
+                        box.get_nowait()
+                        dropped += 1
+                    except queue.Empty:
+                        break
                 if failures in (1, 10) or failures % 100 == 0:
-                    self.log("send_failed", to=member, reason=str(exc)[:200], failures=failures)
+                    self.log("send_failed", to=member, reason=str(exc)[:200], failures=failures, dropped=dropped)
                 self._stop.wait(min(1.0, 0.05 * failures))
+        link.close()
 
     # --- HTTP handlers (connection threads) ----------------------------------------------------------
     def _on_message(self, caller: str, body: bytes, query: Any) -> Any:
@@ -257,9 +351,12 @@ class Node:
             blocks = self.store.blocks_from(max(0, start))[:32]
         return cbor_response({"blocks": [b.to_bytes() for b in blocks]})
 
-    def fetch_model(self, h: str) -> bool:
-        """Fetch model `h` from any peer (hash and format checked); True if we have it now."""
-        for member, client in self.model_clients.items():
+    def fetch_model(self, h: str, prefer: str | None = None) -> bool:
+        """Fetch model `h` from a peer (`prefer` first; hash and format checked); True if we have it now."""
+        order = sorted(self.model_clients.items(), key=lambda kv: kv[0] != prefer)
+        for member, client in order:
+            if self.models.has(h):
+                return True
             try:
                 data = client.get_model(f"/v1/models/{h}")
                 self.models.put(data, expected_hash=h)
@@ -306,7 +403,8 @@ class Node:
     def start(self) -> "Node":
         self.server.start()
         self.log("node_started", url=self.server.url, height=self.store.height())
-        self.threads = [threading.Thread(target=self._core, name="tclearn-core", daemon=True)]
+        self.threads = [threading.Thread(target=self._core, name="tclearn-core", daemon=True),
+                        threading.Thread(target=self._prefetcher, name="tclearn-prefetch", daemon=True)]
         self.threads += [threading.Thread(target=self._sender, args=(m,), name=f"tclearn-send-{m}", daemon=True)
                          for m in self.peers]
         for t in self.threads:
