@@ -1,11 +1,19 @@
 """TCLearn under attack vs robust-aggregation baselines, on `digits`.
 
 TCLearn: real coalition (`run_coalition`), 5 partners, committee 3, λ 0.97,
-14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
+quality floor max_drop 0.01 (genesis consensus.max_drop: the issue's "1 point"),
+honest partners train with logit adjustment and not-true distillation (the digits
+defaults; attackers train plainly), 14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
 every attack of `tclearn.demo.coalition.ATTACKS`, splits iid and non-iid.
 Per run: final score, share of degrading candidates (score_new < score_old −
 0.01, or invalid) that ended rejected, share of honest increments rejected,
 rounds to reach 95 % of the clean run's final score, within 2 points of clean.
+Also: within 2 points of the *honest-only* reference, the `lazy` run of the
+same fraction (lazy candidates are refused, so only the honest partners' data
+trains the model): on label-skewed splits the attacker's classes are lost to
+the coalition whatever the defence, and this is the score a perfect defence
+reaches. Colluding validators (`--collude`): label-flip, sign-flip and scale
+at every fraction, both splits.
 
 Baselines: a synchronous loop on the same data split (same malicious partners):
 every round each partner trains from the global model on a fresh batch of its
@@ -43,11 +51,14 @@ from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
 from tclearn.demo.partners import DATA_ATTACKS, MODEL_ATTACKS, _flat, _unflat
 from tclearn.learning import get_task, train_increment
 from tclearn.learning.evaluate import evaluate_state
+from tclearn.quality import g_floor_broken
 
 TASK = "digits"
 ROUNDS = 14
 COMMITTEE = 3
 LAM = 0.97
+MAX_DROP = 0.01
+COLLUDE_ATTACKS = ("label-flip", "sign-flip", "scale")
 # (label, partners, malicious)
 FRACTIONS = [("0%", 5, 0), ("20%", 5, 1), ("40%", 5, 2), ("0%/10", 10, 0), ("30%/10", 10, 3)]
 SPLITS = ("iid", "non-iid")
@@ -57,18 +68,20 @@ KEY = b"bench-attacks-key"[:16]
 
 # ---------------------------------------------------------------- TCLearn
 
-def tclearn_job(args: tuple[str, int, int, str | None, str, int]) -> dict[str, Any]:
-    label, n, m, attack, split, seed = args
+def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[str, Any]:
+    label, n, m, attack, split, seed, collude = args
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_coalition(DemoOptions(task=TASK, partners=n, rounds=ROUNDS, committee=COMMITTEE, lam=LAM, seed=seed,
-                                        out=Path(tmp), malicious=m, attack=attack, centralized=False, split=split))
+                                        out=Path(tmp), malicious=m, attack=attack, centralized=False, split=split,
+                                        collude=collude, max_drop=MAX_DROP))
     props = run.proposals
-    degrading = [b for b in props if b.score_new is None or (b.score_old is not None and b.score_new < b.score_old - 0.01)]
+    degrading = [b for b in props if b.score_new is None
+                 or (b.score_old is not None and g_floor_broken(b.score_old, b.score_new, 0.01))]
     honest = [b for b in props if not b.malicious]
     return {
         "system": "tclearn", "fraction": label, "partners": n, "malicious_count": m, "attack": attack, "split": split,
-        "seed": seed, "final_score": run.final_score, "initial_score": run.initial_score,
+        "seed": seed, "collude": collude, "final_score": run.final_score, "initial_score": run.initial_score,
         "head_scores": [b.head_score for b in run.blocks],
         "kinds": [b.kind for b in run.blocks],
         "proposals": len(props), "accepted": run.accepted, "rejected": run.rejected,
@@ -77,6 +90,8 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int]) -> dict[str, A
         "degrading": len(degrading), "degrading_rejected": sum(1 for b in degrading if b.kind == "rejected"),
         "degrading_rejected_share": (sum(1 for b in degrading if b.kind == "rejected") / len(degrading)) if degrading else None,
         "honest_proposals": len(honest), "honest_rejected": sum(1 for b in honest if b.kind == "rejected"),
+        # honest increments rejected although they did not lower G by more than 1 point
+        "honest_rejected_not_degrading": sum(1 for b in honest if b.kind == "rejected" and b not in degrading),
         "false_rejection_share": run.honest_rejection_rate(),
         "stopped_early": run.extra.get("stopped_early"), "wall_s": run.wall_time_s,
     }
@@ -114,6 +129,8 @@ class _Partner:
 
     def update(self, head: dict[str, torch.Tensor], hp: Any, rnd: int) -> np.ndarray:
         seed = int(np.random.default_rng([self.seed, rnd]).integers(2**31))
+        if self.attack is not None:
+            hp = hp.updated({"distill": 0.0, "logit_adjust": False})  # as in the coalition: its data must bite
         pool = self.pool
         if self.attack == "replay" and self.first is not None:
             spent = [k for k, i in enumerate(self.pool.ids) if i in self.pool.used]
@@ -230,6 +247,7 @@ def main() -> None:
     ap.add_argument("--baseline-fractions", nargs="+", default=["0%", "20%", "40%"],
                     help="fractions for the baselines (add 0%%/10 30%%/10 for 10 partners)")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-collude", action="store_true", help="skip the colluding-validator runs")
     ap.add_argument("--attacks", nargs="+", default=None, help="subset of attacks (default: all)")
     ap.add_argument("--splits", nargs="+", default=None)
     ap.add_argument("--baseline-splits", nargs="+", default=None)
@@ -247,7 +265,9 @@ def main() -> None:
         for split in splits:
             for label, n, m in fractions:
                 for attack in ([None] if m == 0 else attacks):
-                    jobs.append(("tclearn", (label, n, m, attack, split, seed)))
+                    jobs.append(("tclearn", (label, n, m, attack, split, seed, False)))
+                    if m and attack in COLLUDE_ATTACKS and not a.no_collude:
+                        jobs.append(("tclearn", (label, n, m, attack, split, seed, True)))
                     if not a.no_baselines and label in a.baseline_fractions:
                         if split not in (a.baseline_splits or splits):
                             continue
@@ -262,7 +282,8 @@ def main() -> None:
     results: list[dict[str, Any]] = [] if not a.from_partial else results
     if a.resume is not None:
         done = [r for r in json.loads(a.resume.read_text()) if "error" not in r]
-        keys = {(r["system"], r["fraction"], r["partners"], r["malicious_count"], r["attack"], r["split"], r["seed"]) for r in done}
+        keys = {(r["system"], r["fraction"], r["partners"], r["malicious_count"], r["attack"], r["split"], r["seed"])
+                + ((bool(r.get("collude")),) if r["system"] == "tclearn" else ()) for r in done}
         def _key(j):
             kind, args = j
             return ("tclearn",) + tuple(args) if kind == "tclearn" else tuple(args)
@@ -288,6 +309,12 @@ def main() -> None:
         r["within_2_points"] = r["final_score"] >= c["final_score"] - 0.02
         target = 0.95 * c["final_score"]
         r["rounds_to_95pct_clean"] = next((i for i, s in enumerate(r["head_scores"]) if s >= target), None)
+    honest_only = {(r["split"], r["fraction"], r["seed"]): r for r in tc if r["attack"] == "lazy" and not r.get("collude")}
+    for r in tc:
+        h = honest_only.get((r["split"], r["fraction"], r["seed"]))
+        if h is not None and r["malicious_count"]:
+            r["honest_only_final_score"] = h["final_score"]
+            r["within_2_points_of_honest_only"] = r["final_score"] >= h["final_score"] - 0.02
     bclean = {(r["system"], r["split"], r["partners"], r["seed"]): r["final_score"]
               for r in results if r.get("system") != "tclearn" and "error" not in r and r["malicious_count"] == 0}
     for r in results:
@@ -303,19 +330,31 @@ def main() -> None:
 
     summary: dict[str, Any] = {}
     for split in splits:
-        rows = [r for r in tc if r["split"] == split]
+        rows = [r for r in tc if r["split"] == split and not r.get("collude")]
         le30 = [r for r in rows if r["malicious_count"] > 0 and r["fraction"] in ("20%", "30%/10")]
+        coll = [r for r in tc if r["split"] == split and r.get("collude")]
+        coll30 = [r for r in coll if r["fraction"] in ("20%", "30%/10")]
         summary[split] = {
             "within_2_points_le30": f"{sum(bool(r.get('within_2_points')) for r in le30)}/{len(le30)}",
+            "within_2_points_of_honest_only_le30":
+                f"{sum(bool(r.get('within_2_points_of_honest_only')) for r in le30)}/"
+                f"{sum('within_2_points_of_honest_only' in r for r in le30)}",
+            "collude_within_2_points_le30": f"{sum(bool(r.get('within_2_points')) for r in coll30)}/{len(coll30)}",
+            "collude_degrading_rejected_share": _agg(coll, "degrading_rejected", "degrading"),
+            "collude_false_rejection_share": _agg(coll, "honest_rejected", "honest_proposals"),
             "degrading_rejected_share_le30": _agg(le30, "degrading_rejected", "degrading"),
             "degrading_rejected_share_all": _agg(rows, "degrading_rejected", "degrading"),
             "false_rejection_share_all": _agg(rows, "honest_rejected", "honest_proposals"),
+            "false_rejection_not_degrading_share_all": _agg(rows, "honest_rejected_not_degrading", "honest_proposals"),
             "false_rejection_share_clean": _agg([r for r in rows if r["malicious_count"] == 0], "honest_rejected", "honest_proposals"),
         }
     out = {
         "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
+        "max_drop": MAX_DROP,
         "notes": ["30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds 14",
-                  "degrading: candidate score_new < score_old - 0.01 on G (or invalid candidate)",
+                  "degrading: candidate score on G more than 0.01 below the head's (or invalid candidate)",
+                  "honest-only reference: the 'lazy' run of the same fraction (lazy candidates are refused)",
+                  "collude: malicious partners drawn as validators forge votes (tclearn.demo.partners.CollusiveEvaluator)",
                   "baselines: all partners train every round from the global model on fresh 96-sample batches until "
                   "a pool runs out (5 partners: 3 rounds = 15 increments); 'none' = cyclic weight transfer, 14 increments",
                   "fltrust root set: 50 samples drawn from the pooled training data (seeded)",
@@ -347,7 +386,8 @@ def print_table(out: dict[str, Any]) -> None:
             continue
         print(f"\n== TCLearn, {split} (final score / Δ vs clean / degrading rejected % / false rejections % / rounds→95%) ==")
         for r in sorted(tc, key=lambda r: (r["partners"], r["malicious_count"], str(r["attack"]))):
-            print(f"{r['fraction']:7s} {str(r['attack']):13s} {_fmt(r['final_score'])} "
+            print(f"{r['fraction']:7s} {str(r['attack']) + ('+coll' if r.get('collude') else ''):18s} "
+                  f"{_fmt(r['final_score'])} "
                   f"Δ{r.get('delta_vs_clean', 0):+.3f} deg_rej {r['degrading_rejected']}/{r['degrading']} "
                   f"false {r['honest_rejected']}/{r['honest_proposals']} r95 {r.get('rounds_to_95pct_clean')} "
                   f"{'OK' if r.get('within_2_points') else 'LOSS'}")
@@ -361,7 +401,7 @@ def print_table(out: dict[str, Any]) -> None:
             for fr, n, m, at in keys:
                 cells = []
                 for s in systems:
-                    v = [r["final_score"] for r in runs if r["system"] == s and r["split"] == split
+                    v = [r["final_score"] for r in runs if r["system"] == s and r["split"] == split and not r.get("collude")
                          and r["fraction"] == fr and str(r["attack"]) == at]
                     cells.append(f"{np.mean(v):8.3f}" if v else f"{'-':>8s}")
                 print(f"{fr:7s} {at:13s} " + " ".join(cells))
@@ -387,7 +427,7 @@ def plot(out: dict[str, Any], path: Path) -> None:
         for j, s in enumerate(systems):
             ys = []
             for at in attacks:
-                v = [r["final_score"] for r in runs if r["system"] == s and r["fraction"] == fr and r["split"] == sp
+                v = [r["final_score"] for r in runs if r["system"] == s and not r.get("collude") and r["fraction"] == fr and r["split"] == sp
                      and str(r["attack"]) == at]
                 ys.append(np.mean(v) if v else np.nan)
             ax.bar(np.arange(len(attacks)) + j * w - 0.4 + w / 2, ys, w, label=s,

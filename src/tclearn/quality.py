@@ -12,10 +12,13 @@ a way the samples can tell:
   score), **or** the shortfall must not be significant: a one-sided paired
   test of H0 "new is at least λ·old" at level `alpha` — we reject only when
   the upper confidence bound of mean(new − λ·old) is below zero;
-* and, independently, a hard floor: a candidate whose merged score drops by
-  more than `max_drop` (absolute) is rejected whatever the test says, so a
-  large G/L cannot hide a real loss behind a wide interval and a tiny one
-  cannot pass a collapse.
+* and, independently, a hard floor: a candidate whose score on G, or whose
+  merged score, drops by more than `max_drop` (absolute) is rejected whatever
+  the test says, so a large G/L cannot hide a real loss behind a wide
+  interval, a tiny one cannot pass a collapse, and a validator's private L
+  cannot outvote a loss on the shared G. The G part of that floor depends on
+  G alone, so every node can check it from the votes (`g_floor_broken`): an
+  accepting vote that contradicts it is evidence against its validator.
 
 This module is pure Python (math only): the consensus core calls it and the
 simulator feeds it synthetic scores; the learning side produces the scores.
@@ -27,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["PairedScores", "Judgement", "judge", "DEFAULT_ALPHA", "DEFAULT_MAX_DROP"]
+__all__ = ["PairedScores", "Judgement", "judge", "g_floor_broken", "DEFAULT_ALPHA", "DEFAULT_MAX_DROP"]
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MAX_DROP = 0.02
@@ -101,6 +104,15 @@ def _normal_quantile(p: float) -> float:
     )
 
 
+def g_floor_broken(g_old: float, g_new: float, max_drop: float = DEFAULT_MAX_DROP) -> bool:
+    """True when the candidate's G score is more than `max_drop` below the head's.
+
+    A tolerance of 1e-9 keeps a drop of exactly `max_drop` (3 samples of 300
+    for 0.01) from tipping over on float rounding.
+    """
+    return (g_old - g_new) > max_drop + 1e-9
+
+
 def judge(
     scores: PairedScores,
     lam: float,
@@ -111,6 +123,8 @@ def judge(
     """Accept unless the candidate is significantly below λ · old, or drops by more than max_drop."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError("λ must lie in [0, 1]")
+    if not 0.0 <= max_drop <= 1.0:
+        raise ValueError("max_drop must lie in [0, 1]")
     old = tuple(scores.g_old) + tuple(scores.l_old)
     new = tuple(scores.g_new) + tuple(scores.l_new)
     if not all(math.isfinite(x) for x in old + new):
@@ -126,11 +140,12 @@ def judge(
     upper = m_diff + _t_quantile(1 - alpha, n - 1) * se
     meets_rule = m_new >= lam * m_old
     significantly_worse = upper < 0.0
-    collapse = (m_old - m_new) > max_drop
+    g_old, g_new = _mean(scores.g_old), _mean(scores.g_new)
+    collapse = (m_old - m_new) > max_drop + 1e-9 or (bool(scores.g_old) and g_floor_broken(g_old, g_new, max_drop))
     accept = (meets_rule or not significantly_worse) and not collapse
     out = {
-        "g_old": _mean(scores.g_old),
-        "g_new": _mean(scores.g_new),
+        "g_old": g_old,
+        "g_new": g_new,
         "n_g": float(len(scores.g_old)),
         "n_l": float(len(scores.l_old)),
         "merged_old": m_old,

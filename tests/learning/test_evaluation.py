@@ -104,7 +104,8 @@ def test_evaluator_pairs_and_caches(evaluator_setup: tuple[Evaluator, str, str],
     assert grown.g_old == scores.g_old and grown.l_old[:5] == scores.l_old and len(grown.l_old) == 8
     fresh = Evaluator(ev.task, ev.store, ev.global_test, ev.local_test)
     assert fresh.evaluate(parent, candidate) == grown  # incremental L == L evaluated at once
-    assert judge(ev.evaluate(parent, parent), 0.97).accept
+    with pytest.raises(InvalidModelError, match="unchanged"):
+        ev.evaluate(parent, parent)  # an empty increment
 
 
 def test_evaluator_errors(evaluator_setup: tuple[Evaluator, str, str], bladder_task: Task) -> None:

@@ -93,3 +93,37 @@ def test_centralized_baseline(digits_task: Task, digits_data: CoalitionData) -> 
     assert coalition_passes(samples_trained=3000, local_epochs=2, pooled_size=1500) == 4
     with pytest.raises(LearningError):
         train_centralized(digits_task, digits_data.pooled, digits_data.test, hp, passes=0, seed=0, threads=1)
+
+
+def test_distillation_and_logit_adjustment_keep_a_label_skewed_increment_from_forgetting(
+        digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
+    hp = digits_task.default_hyperparams
+    assert hp.distill > 0 and hp.logit_adjust  # the digits defaults
+    head = digits_task.initial_state(0)
+    pools = [DataPool(p, id_key) for p in digits_data.partners]
+    for r in range(6):
+        res = train_increment(digits_task, head, pools[r % 3], hp, seed=r, threads=1)
+        pools[r % 3].mark_used(res.data_ids)
+        head = res.candidate
+    before = mean_score(evaluate_state(digits_task, head, digits_data.test))
+    # a hospital that only sees three of the ten classes
+    pooled = digits_data.pooled
+    skewed = pooled.subset([i for i in range(len(pooled)) if int(pooled.y[i]) in (0, 1, 2)])
+    plain_hp = hp.updated({"distill": 0.0, "logit_adjust": False})
+    drops = {}
+    for name, h in (("plain", plain_hp), ("adjusted", hp)):
+        res = train_increment(digits_task, head, DataPool(skewed, id_key), h, seed=7, threads=1)
+        drops[name] = before - mean_score(evaluate_state(digits_task, res.candidate, digits_data.test))
+    assert drops["plain"] > 0.1, drops  # plain training forgets the seven classes it does not see
+    assert drops["adjusted"] < drops["plain"] / 3, drops
+
+
+def test_distill_loss_is_zero_for_the_head_itself(digits_task: Task) -> None:
+    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
+    target = torch.arange(8) % 10
+    assert float(digits_task.distill_loss(logits, logits, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(digits_task.distill_loss(logits, logits.flip(1), target)) > 0.0
+    prior = digits_task.label_prior(Dataset(torch.zeros(4, 1, 8, 8), torch.tensor([0, 0, 1, 3])))
+    assert prior.tolist()[:4] == [0.5, 0.25, 0.0, 0.25] and float(prior.sum()) == 1.0
+    with pytest.raises(LearningError):
+        HyperParams(learning_rate=0.1, distill=-1.0)

@@ -18,12 +18,15 @@ def up(
     seed: int = typer.Option(0, "--seed", help="Coalition seed (data split, initial weights)."),
     committee: int = typer.Option(0, "--committee", min=0, help="Validators per height (0: min(3, partners-1))."),
     wait: float = typer.Option(30.0, "--wait", min=0.0, help="Seconds to wait for every node to answer."),
+    propose: str = typer.Option("turn", "--propose",
+                                help="When nodes propose: turn (whenever their turn comes), on-demand "
+                                     "(after `tclearn node propose`), never."),
 ) -> None:
     """Write the CA, certificates, identities, genesis and node.toml files, then start the nodes."""
     from tclearn.node import setup_coalition, start_nodes, wait_for_height
 
     try:
-        setup_coalition(out, partners, task=task, seed=seed, committee=committee or None)
+        setup_coalition(out, partners, task=task, seed=seed, committee=committee or None, propose=propose)
     except (FileExistsError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

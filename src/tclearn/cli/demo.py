@@ -32,6 +32,10 @@ def demo_command(
     out: Path = typer.Option(Path("tclearn-demo"), "--out", help="output folder"),
     malicious: int = typer.Option(0, "--malicious", help="number of malicious partners"),
     attack: Optional[str] = typer.Option(None, "--attack", help="attack of the malicious partners"),
+    collude: bool = typer.Option(False, "--collude",
+                                 help="malicious partners drawn as validators vote for each other, against honest ones"),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop",
+                                             help="quality rule's hard floor on G and merged scores (default 0.02)"),
     split: str = typer.Option("iid", "--split", help="iid or non-iid partner data"),
     data: Optional[Path] = typer.Option(None, "--data", help="for --task nifti: a folder with imagesTr/ and labelsTr/"),
     no_centralized: bool = typer.Option(False, "--no-centralized", help="skip the centralised baseline"),
@@ -83,7 +87,7 @@ def demo_command(
         return
     opts = DemoOptions(task=task, partners=partners, rounds=n_rounds, committee=committee, lam=lam, seed=seed,
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
-                       task_options=options)
+                       collude=collude, max_drop=max_drop, task_options=options)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, {n_rounds} rounds, committee {committee}, "
                   f"λ={lam}, seed {seed} → {out}/")

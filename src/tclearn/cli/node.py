@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,11 +23,8 @@ def serve(
     run(config, max_seconds or None)
 
 
-@app.command("status")
-def status(
-    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
-) -> None:
-    """Ask a running node (as itself, over mutual TLS) for its head block and round."""
+def _self_client(config: Path) -> tuple[Any, Any]:
+    """The node's config and a mutual-TLS client that talks to the node as the node itself."""
     from tclearn.node.config import NodeConfig
     from tclearn.transport import MemberAllowList, PeerClient
 
@@ -33,6 +32,58 @@ def status(
     allow = MemberAllowList({p.fingerprint: p.member_id for p in cfg.peers if p.fingerprint})
     client = PeerClient(cfg.url, cfg.ca_cert, cfg.tls_cert, cfg.tls_key, allow, expected_member=cfg.member_id,
                         timeout_s=5, retries=0)
+    return cfg, client
+
+
+@app.command("propose")
+def propose(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
+    wait: float = typer.Option(0.0, "--wait", min=0.0,
+                               help="Seconds to wait for the block that records the increment (0: do not wait)."),
+) -> None:
+    """Ask the running node to train an increment and propose it when its turn comes.
+
+    Authenticated with the node's own certificate: only its operator can ask.
+    With --wait, prints the block (increment or rejected) that records it.
+    Exit codes: 0 queued (or recorded), 1 node unreachable or refused, 2 timed out waiting.
+    """
+    cfg, client = _self_client(config)
+    try:
+        before = client.get_json("/v1/status").get("propose", {})
+        response = client.post_json("/v1/propose", {})
+        answer = response.json()
+        if not response.ok:
+            typer.echo(f"error: node {cfg.member_id} refused: {answer.get('error', answer)}", err=True)
+            raise typer.Exit(1)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        typer.echo(f"error: node {cfg.member_id} at {cfg.url} did not answer: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(answer))
+    if not wait:
+        return
+    seen = int(before.get("own_blocks", 0))
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            state = client.get_json("/v1/status").get("propose", {})
+        except Exception:
+            continue  # a busy node: ask again
+        if int(state.get("own_blocks", 0)) > seen and state.get("last_own_block"):
+            typer.echo(json.dumps({"recorded": state["last_own_block"]}))
+            return
+    typer.echo(f"error: no block from {cfg.member_id} within {wait:g} s (the request stays queued)", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("status")
+def status(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
+) -> None:
+    """Ask a running node (as itself, over mutual TLS) for its head block and round."""
+    cfg, client = _self_client(config)
     try:
         typer.echo(json.dumps(client.get_json("/v1/status"), indent=2))
     except Exception as exc:

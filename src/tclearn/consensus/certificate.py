@@ -133,7 +133,7 @@ def check_block_content(state: ChainState, block: Block, committee: Committee, v
             raise _fail(block, f"quality vote of {qv.validator} is for another candidate")
         if not verify(qv, state.public_key(qv.validator)):
             raise _fail(block, f"quality vote signature of {qv.validator} does not verify")
-    decided = decide_kind(block.quality_votes, committee.size)
+    decided = decide_kind(block.quality_votes, committee.size, state.config.floor)
     if decided != block.kind:
         raise _fail(block, f"quality votes decide {decided or 'nothing yet'}, the block says {block.kind}")
     if block.payload.get("flagged", []) != flagged_validators(block.quality_votes):

@@ -136,7 +136,9 @@ class HeightWork(CandidateWork, CertifyWork):
         if self.committed is not None:
             return
         attempt = self._attempt()
-        if 0 < self.my_rank <= attempt and not self.train_asked:
+        if 0 <= self.my_rank <= attempt and not self.train_asked and (
+                self.my_rank > 0 or self.passed_tick is not None) and (
+                self.passed_tick is None or self.tick - self.passed_tick >= self.params.proposal_timeout_ticks):
             self._ask_training()
         for ph in [ph for ph, p in self.waiting_turn.items() if self.committee.proposer_rank(p.proposer) <= attempt]:
             self._maybe_evaluate(ph)

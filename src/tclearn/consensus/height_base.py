@@ -51,6 +51,7 @@ class HeightBase:
         self.others = tuple(m for m in members if m != self.me)
         self.peers = tuple(m for m in committee.generals if m != self.me)  # the other validators
         self.lam = float(state.config.lam)
+        self.max_drop = state.config.floor
         self.start_tick = self.tick = now_tick
         self.now_ms = now_ms
         self.phase = HeightPhase.WAITING
@@ -71,6 +72,7 @@ class HeightBase:
         self.my_qvs: dict[str, QualityVote] = {}
         self.my_proposal: Proposal | None = None
         self.train_asked = False
+        self.passed_tick: int | None = None  # when our trainer last passed the turn (None: never)
         self.governance: dict[str, GovernanceRequest] = {}
         # block votes, decision, attestations
         self.bvs: dict[str, dict[str, BlockVote]] = {}

@@ -56,7 +56,14 @@ class CandidateWork(HeightBase):
         self.out.append(Train(self.h, self.state.head_model_hash))
 
     def on_trained(self, candidate: Candidate | None) -> None:
-        if candidate is None or self.my_proposal is not None or self.committed is not None:
+        if candidate is None:
+            # we passed our turn (data spent, or an on-demand node nobody asked yet): ask the
+            # trainer again after a proposal timeout, in case it has something by then
+            if self.my_proposal is None:
+                self.train_asked = False
+                self.passed_tick = self.tick
+            return
+        if self.my_proposal is not None or self.committed is not None:
             return
         proposal = Proposal(
             proposer=self.me, height=self.h, prev_hash=self.state.head_hash,
@@ -128,7 +135,7 @@ class CandidateWork(HeightBase):
         if scores is None:
             accept, measured = False, {"invalid_model": 1.0}
         else:
-            judgement = judge(scores, self.lam)
+            judgement = judge(scores, self.lam, max_drop=self.max_drop)
             accept, measured = judgement.accept, judgement.scores
         vote = QualityVote(validator=self.me, height=self.h, proposal_hash=ph, model_hash=p.model_hash,
                            accept=accept, scores=measured).signed_by(self.identity)
@@ -202,7 +209,7 @@ class CandidateWork(HeightBase):
         order = sorted(self.proposals, key=lambda ph: (self.committee.proposer_rank(self.proposals[ph].proposer), ph))
         for ph in order:
             votes = [v for who, v in sorted(self.qvs.get(ph, {}).items()) if (ph, who) not in self.equivocated]
-            kind = decide_kind(votes, k)
+            kind = decide_kind(votes, k, self.max_drop)
             if kind is None:
                 continue
             rejects = sum(1 for v in votes if not v.accept)

@@ -13,6 +13,13 @@ With k validators of which f < k/3 may be faulty:
   an increment. A rejection needs either ceil(k/2) rejections (acceptance can
   no longer win) or a quorum of votes without an accepting majority (so a
   silent validator cannot stall a round where honest votes split).
+* An accepting vote counts as one only when its G scores are those of the
+  strict majority (if there is one) and do not break the quality rule's G
+  floor (`tclearn.quality.g_floor_broken`): G is shared, so that part of the
+  rule is checkable by everyone, and validators who accept a candidate that
+  G condemns, or who invent G scores to make it pass, are outvoted, not
+  followed. This is what stops colluding validators from waving each other's
+  degrading candidates through while they are not a majority of the votes.
 * `flagged_validators`: the G score is the same on every honest validator
   (deterministic evaluation of the same two models on the same G); those
   whose (g_old, g_new) differ from a strict majority's are flagged.
@@ -24,6 +31,7 @@ from collections import Counter
 from typing import Iterable, Sequence
 
 from tclearn.ledger.records import QualityVote
+from tclearn.quality import g_floor_broken
 
 __all__ = ["quorum", "skip_threshold", "max_faulty", "decide_kind", "flagged_validators", "g_scores"]
 
@@ -43,11 +51,17 @@ def max_faulty(k: int) -> int:
     return (k - 1) // 3
 
 
-def decide_kind(votes: Iterable[QualityVote], k: int) -> str | None:
-    """"increment", "rejected", or None (not decided yet) from the votes of distinct validators."""
+def decide_kind(votes: Iterable[QualityVote], k: int, max_drop: float | None = None) -> str | None:
+    """"increment", "rejected", or None (not decided yet) from the votes of distinct validators.
+
+    With `max_drop`, accepting votes that G contradicts count as rejections
+    (see the module docstring).
+    """
+    votes = list(votes)
+    majority = _majority_g(votes) if max_drop is not None else None
     accepts = rejects = 0
     for vote in votes:
-        if vote.accept:
+        if vote.accept and (max_drop is None or _g_supports_accept(vote, majority, max_drop)):
             accepts += 1
         else:
             rejects += 1
@@ -64,6 +78,23 @@ def g_scores(vote: QualityVote) -> tuple[float, float] | None:
     if g_old is None or g_new is None:
         return None
     return (float(g_old), float(g_new))
+
+
+def _majority_g(votes: Sequence[QualityVote]) -> tuple[float, float] | None:
+    counts = Counter(g_scores(v) for v in votes)
+    if not counts:
+        return None
+    majority, count = max(counts.items(), key=lambda kv: (kv[1], repr(kv[0])))
+    return majority if 2 * count > len(votes) else None
+
+
+def _g_supports_accept(vote: QualityVote, majority: tuple[float, float] | None, max_drop: float) -> bool:
+    g = g_scores(vote)
+    if g is None:
+        return True  # a vote without G scores (no G in this coalition): nothing to check
+    if majority is not None and g != majority:
+        return False
+    return not g_floor_broken(g[0], g[1], max_drop)
 
 
 def flagged_validators(votes: Sequence[QualityVote]) -> list[str]:

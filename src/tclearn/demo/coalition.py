@@ -23,7 +23,8 @@ import torch
 
 from tclearn.consensus import ConsensusParams, check_certificate
 from tclearn.data import DataPool
-from tclearn.demo.partners import DATA_ATTACKS, MODEL_ATTACKS, DuplicateCheckingEvaluator, IdRegistry, PartnerTrainer, Timer
+from tclearn.demo.partners import (DATA_ATTACKS, MODEL_ATTACKS, CollusiveEvaluator, DuplicateCheckingEvaluator,
+                                   IdRegistry, PartnerTrainer, Timer)
 from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
 from tclearn.errors import ConfigError
 from tclearn.identity import Identity
@@ -55,6 +56,8 @@ class DemoOptions:
     attack: str | None = None
     centralized: bool = True
     split: str = "iid"
+    collude: bool = False  # malicious partners drawn as validators vote for each other, against honest ones
+    max_drop: float | None = None  # the quality rule's hard floor (genesis consensus.max_drop; None: default)
     task_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -68,6 +71,10 @@ class DemoOptions:
             raise ConfigError("--lambda must lie in [0, 1]")
         if self.malicious < 0 or self.malicious >= self.partners:
             raise ConfigError("--malicious must lie in [0, partners - 1]")
+        if self.collude and not self.malicious:
+            raise ConfigError("--collude needs --malicious > 0")
+        if self.max_drop is not None and not 0.0 <= self.max_drop <= 1.0:
+            raise ConfigError("--max-drop must lie in [0, 1]")
         if self.malicious and self.attack not in ATTACKS:
             raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)} when --malicious > 0")
 
@@ -108,7 +115,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         members=tuple(MemberInfo(i.member_id, i.public_key) for i in identities),
         task=task.name, architecture=task.architecture, model_config=dict(task.config), model_seed=opts.seed,
         hyperparams=hp.genesis_dict(), lam=float(opts.lam), committee_size=opts.committee,
-        test_set_hash=data.test.digest(), founder=names[0], revert_authorized=(names[0],),
+        test_set_hash=data.test.digest(), founder=names[0], revert_authorized=(names[0],), max_drop=opts.max_drop,
     )
     genesis = build_genesis(config, init_hash, identities[0], T0_MS)
 
@@ -125,6 +132,11 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
             m, task, DataPool(data.partners[i], key), inner, store, hp, seed=opts.seed * 1000 + i,
             registry=registry, roots=roots, timer=timer, key=key, attack=opts.attack if m in malicious else None,
             n_partners=opts.partners, n_malicious=opts.malicious)
+    if opts.collude:
+        malicious_models: set[str] = set()
+        for m in malicious:  # the colluders share what they propose
+            trainers[m].malicious_models = malicious_models
+            evaluators[m] = CollusiveEvaluator(evaluators[m], malicious_models)
 
     out = Path(opts.out)
     nodes_dir = out / "nodes"
@@ -172,6 +184,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
                     committee=opts.committee, lam=opts.lam, seed=opts.seed, blocks=records, initial_score=initial,
                     final_score=head_score.global_score(final_hash), malicious=malicious,
                     attack=opts.attack if malicious else None, chain_verified=True)
+    run.extra["colluding"] = bool(opts.collude)
+    run.extra["max_drop"] = config.floor
     if len(chain) - 1 < opts.rounds:
         run.extra["stopped_early"] = (f"committed {len(chain) - 1} of {opts.rounds} rounds: the partners' "
                                       f"unused data ran out or the run hit its tick limit")

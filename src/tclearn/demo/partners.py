@@ -31,7 +31,7 @@ from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
 from tclearn.quality import PairedScores
 
-__all__ = ["PartnerTrainer", "IdRegistry", "DuplicateCheckingEvaluator", "Timer", "MODEL_ATTACKS", "DATA_ATTACKS"]
+__all__ = ["PartnerTrainer", "IdRegistry", "DuplicateCheckingEvaluator", "CollusiveEvaluator", "Timer", "MODEL_ATTACKS", "DATA_ATTACKS"]
 
 DATA_ATTACKS = ("label-flip", "random-labels", "off-task", "replay")
 MODEL_ATTACKS = ("noise", "sign-flip", "scale", "alie", "lazy")
@@ -121,7 +121,11 @@ class PartnerTrainer:
         self.malicious_models: set[str] = set()
 
     def _hp(self, hyperparams: dict[str, Any] | None) -> HyperParams:
-        return self.hp.updated(hyperparams) if hyperparams else self.hp
+        hp = self.hp.updated(hyperparams) if hyperparams else self.hp
+        if self.attack is not None:
+            # an attacker wants its data to bite: plain training, no distillation or logit adjustment
+            hp = hp.updated({"distill": 0.0, "logit_adjust": False})
+        return hp
 
     def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
         hp = self._hp(hyperparams)
@@ -177,3 +181,32 @@ class PartnerTrainer:
             bad = model_attacks.alie(np.stack(samples), self.n_partners, max(1, self.n_malicious))
         inc = canonical_state(_unflat(bad, layout))
         return apply_increment(canonical_state(head), inc), inc
+
+
+class CollusiveEvaluator:
+    """A colluding validator's evaluation: forged so its vote serves the malicious partners.
+
+    It stands for a member who runs a modified node. For a candidate of a
+    fellow malicious partner it reports the head's own scores as the
+    candidate's (G and L: "no change", so its vote accepts); for an honest
+    candidate it reports true G scores, which nobody can fault, and a
+    collapse on its private L, which nobody can check (so its vote rejects).
+    What stops the first trick is that G is shared: forged G scores differ
+    from the honest validators' and do not count (`consensus.rules`); the
+    second is the limit of what a committee can know, bounded by its size.
+    """
+
+    L_SIZE = 32
+
+    def __init__(self, inner: Any, malicious_models: set[str]) -> None:
+        self.inner, self.malicious_models = inner, malicious_models
+
+    def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
+        true = self.inner.evaluate(parent_model_hash, candidate_model_hash)
+        ones = (1.0,) * self.L_SIZE
+        if candidate_model_hash in self.malicious_models:
+            return PairedScores(g_old=true.g_old, g_new=true.g_old, l_old=ones, l_new=ones)
+        return PairedScores(g_old=true.g_old, g_new=true.g_new, l_old=ones, l_new=(0.0,) * self.L_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from tclearn.data.dataset import Dataset, concat_datasets
 from tclearn.errors import LearningError
+from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.evaluate import evaluate_model, mean_score
 from tclearn.learning.model_store import ModelStore, check_model_hash
 from tclearn.learning.tasks import Task
@@ -93,7 +94,13 @@ class Evaluator:
         return entry.g, tuple(entry.l)
 
     def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
-        """Per-sample scores of the parent (old) and candidate (new) on G and L, paired."""
+        """Per-sample scores of the parent (old) and candidate (new) on G and L, paired.
+
+        A candidate equal to its parent is refused: an empty increment trains
+        nothing and would only claim samples (strength) for its proposer.
+        """
+        if candidate_model_hash == parent_model_hash:
+            raise InvalidModelError("the candidate is the head model unchanged (an empty increment)")
         g_old, l_old = self.scores(parent_model_hash)
         g_new, l_new = self.scores(candidate_model_hash)
         return PairedScores(g_old=g_old, g_new=g_new, l_old=l_old, l_new=l_new)

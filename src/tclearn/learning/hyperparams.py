@@ -38,6 +38,13 @@ class HyperParams:
     local_test_share: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 0.0
+    # weight of the distillation term that keeps an increment from forgetting
+    # what the head model knows (`Task.distill_loss`; 0: off). Local: an honest
+    # partner's choice of method, not something the ledger has to agree on.
+    distill: float = 0.0
+    # train on logits shifted by the log of the batch's label frequencies (logit adjustment,
+    # `Task.label_prior`): the increment learns p(x | y) rather than this partner's label skew
+    logit_adjust: bool = False
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -52,6 +59,8 @@ class HyperParams:
             raise LearningError("local_test_share must lie in [0, 1)")
         if not 0.0 <= self.momentum < 1.0 or self.weight_decay < 0:
             raise LearningError("momentum must lie in [0, 1) and weight_decay be ≥ 0")
+        if not 0.0 <= self.distill <= 100.0:
+            raise LearningError("distill must lie in [0, 100]")
 
     @property
     def effective_batch_size(self) -> int:

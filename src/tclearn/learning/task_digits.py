@@ -61,7 +61,8 @@ class DigitsTask(Task):
     # (77 trained, 19 to L), mini-batches of 16: increments that rarely degrade the model.
     default_hyperparams: ClassVar[HyperParams] = HyperParams(
         learning_rate=0.001, optimizer="adam", epochs=4, min_batch_size=64, batch_size=96,
-        micro_batch_size=16, local_test_share=0.2, momentum=0.0,
+        micro_batch_size=16, local_test_share=0.2, momentum=0.0, distill=1.0,
+        logit_adjust=True,
     )
 
     def __init__(self, channels: Sequence[int] = (16, 32), hidden: int = 64) -> None:
@@ -79,6 +80,26 @@ class DigitsTask(Task):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target)
+
+    def label_prior(self, data: Dataset) -> torch.Tensor:
+        counts = torch.bincount(data.y.to(torch.int64), minlength=DIGITS_CLASSES).to(torch.float64)
+        return counts / counts.sum()
+
+    def distill_loss(self, output: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Not-true distillation (FedNTD: Lee et al., NeurIPS 2022, "Preservation of the
+        Global Knowledge by Not-True Distillation in Federated Learning").
+
+        KL divergence between the head model's and the student's softmax over
+        the classes *other* than each sample's label, at temperature 1: the
+        partner learns its labels freely but keeps the head's view of the
+        classes it does not hold, so a label-skewed batch does not erase them.
+        """
+        n, c = output.shape
+        keep = torch.ones_like(output, dtype=torch.bool)
+        keep[torch.arange(n), target] = False
+        student = output[keep].view(n, c - 1)
+        head = teacher[keep].view(n, c - 1)
+        return F.kl_div(F.log_softmax(student, dim=1), F.softmax(head, dim=1), reduction="batchmean")
 
     def sample_scores(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         correct = (output.argmax(dim=1) == target).to(torch.float64)

@@ -104,6 +104,17 @@ class Task(ABC):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar training loss of a mini-batch."""
 
+    def label_prior(self, data: "Dataset") -> torch.Tensor | None:
+        """Label frequencies of `data` ([C], summing to 1) for logit adjustment; None: not a classifier."""
+        return None
+
+    def distill_loss(self, output: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """A term that keeps the student close to the head model (`teacher`'s outputs); None: not offered.
+
+        Used when `HyperParams.distill` > 0 (see `tclearn.learning.train.fit`).
+        """
+        return None
+
     @abstractmethod
     def sample_scores(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """One score per sample, in [0, 1], higher is better ([N] float64)."""

@@ -22,6 +22,7 @@ Generator, both from `seed`; torch's global generator is not touched.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -85,11 +86,32 @@ def fit(
     epochs: int | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> float:
-    """Train `model` in place for `epochs` (default `hp.epochs`) passes; return the last pass's mean loss."""
+    """Train `model` in place for `epochs` (default `hp.epochs`) passes; return the last pass's mean loss.
+
+    With `hp.logit_adjust` the classifier trains on logits shifted by the log
+    of the batch's label frequencies (logit adjustment: Menon et al., ICLR 2021;
+    for federated label skew, FedLC: Zhang et al., ICML 2022), so the increment
+    learns the classes' features rather than this partner's class balance.
+    With `hp.distill` > 0 a frozen copy of the starting model is the teacher
+    of `task.distill_loss` (not-true distillation for classification): the
+    increment learns the partner's data without unlearning what the head
+    model knows of the rest, which is what keeps label-skewed (non-IID)
+    increments from dragging the score on G down.
+    """
     if len(data) == 0:
         raise LearningError("no sample to train on")
     task.check_data(data)
     opt = optimizer or make_optimizer(model, hp)
+    shift: torch.Tensor | None = None
+    if hp.logit_adjust:
+        prior = task.label_prior(data)
+        if prior is not None:  # log(0) would be −inf: absent classes get a floor of 1e-3
+            shift = torch.log(prior.to(torch.float32) + 1e-3)
+    teacher: nn.Module | None = None
+    if hp.distill > 0:
+        teacher = copy.deepcopy(model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     model.train()
     last = float("nan")
     for _ in range(hp.epochs if epochs is None else epochs):
@@ -98,7 +120,14 @@ def fit(
         for start in range(0, len(data), hp.micro_batch_size):
             idx = order[start : start + hp.micro_batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = task.loss(model(data.x[idx]), data.y[idx])
+            out = model(data.x[idx])
+            loss = task.loss(out if shift is None else out + shift, data.y[idx])
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(data.x[idx])
+                extra = task.distill_loss(out, t_out, data.y[idx])
+                if extra is not None:
+                    loss = loss + hp.distill * extra
             if not torch.isfinite(loss):
                 raise LearningError("training diverged (non-finite loss); lower the learning rate")
             loss.backward()  # type: ignore[no-untyped-call]

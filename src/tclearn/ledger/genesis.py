@@ -16,6 +16,7 @@ from tclearn.errors import ConfigError
 from tclearn.identity import Identity, check_member_id, IdentityError
 from tclearn.ledger.block import EMPTY_ROOT, ZERO_HASH, Block
 from tclearn.ledger.records import check_hash
+from tclearn.quality import DEFAULT_MAX_DROP
 from tclearn.errors import EncodingError
 
 __all__ = ["GenesisConfig", "MemberInfo", "load_config", "parse_config", "build_genesis", "LEVELS"]
@@ -73,6 +74,14 @@ class GenesisConfig:
     supervisor: str | None = None
     founder: str = ""
     revert_authorized: tuple[str, ...] = ()
+    # the quality rule's hard floor (tclearn.quality); None: the default, and
+    # nothing recorded, so chains from before the key existed keep their hash
+    max_drop: float | None = None
+
+    @property
+    def floor(self) -> float:
+        """The quality rule's `max_drop` this chain uses."""
+        return DEFAULT_MAX_DROP if self.max_drop is None else float(self.max_drop)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -81,6 +90,8 @@ class GenesisConfig:
             raise ConfigError("levels B and C need coalition.supervisor")
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError("consensus.lambda must lie in [0, 1]")
+        if self.max_drop is not None and not 0.0 <= self.max_drop <= 1.0:
+            raise ConfigError("consensus.max_drop must lie in [0, 1]")
         ids = [m.member_id for m in self.members]
         if len(ids) < 2:
             raise ConfigError("a coalition needs at least 2 members")
@@ -121,6 +132,7 @@ class GenesisConfig:
                 "lambda": float(self.lam),
                 "committee_size": self.committee_size,
                 "revert_authorized": list(self.revert_authorized),
+                **({} if self.max_drop is None else {"max_drop": float(self.max_drop)}),
             },
             "test_set_hash": self.test_set_hash,
             "supervisor": self.supervisor,
@@ -145,6 +157,7 @@ class GenesisConfig:
                 lam=p["consensus"]["lambda"],
                 committee_size=p["consensus"]["committee_size"],
                 revert_authorized=tuple(p["consensus"]["revert_authorized"]),
+                max_drop=p["consensus"].get("max_drop"),
                 test_set_hash=p["test_set_hash"],
                 supervisor=p["supervisor"],
                 founder=p["founder"],
@@ -226,9 +239,15 @@ def parse_config(
         lam=float(_get(cons, "consensus", "lambda", (int, float))),
         committee_size=_get(cons, "consensus", "committee_size", int),
         revert_authorized=tuple(_get(cons, "consensus", "revert_authorized", list, [])),
+        max_drop=_optional_float(cons, "consensus", "max_drop"),
         test_set_hash=_get(test_set, "test_set", "hash", str, "0" * 64),
     )
     return config, missing_keys
+
+
+def _optional_float(table: Mapping[str, Any], section: str, key: str) -> float | None:
+    value = _get(table, section, key, (int, float), None)
+    return None if value is None else float(value)
 
 
 def load_config(path: Path) -> dict[str, Any]:

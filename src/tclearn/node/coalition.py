@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tclearn.ledger.block import Block
-from tclearn.node.config import NodeConfig, PeerInfo
+from tclearn.node.config import PROPOSE_MODES, NodeConfig, PeerInfo
 
 __all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "kill_node", "coalition_status",
            "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains"]
@@ -43,7 +43,7 @@ def _free_ports(n: int) -> list[int]:
 
 def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits", seed: int = 0,
                     committee: int | None = None, lam: float = 0.95, tick_ms: int = 100,
-                    ports: list[int] | None = None) -> list[NodeConfig]:
+                    ports: list[int] | None = None, propose: str = "turn") -> list[NodeConfig]:
     """CA, member certificates, Ed25519 identities, genesis and one `node.toml` per member."""
     from tclearn.identity import Identity, save_identity
     from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
@@ -56,6 +56,8 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
         raise FileExistsError(f"{out} already holds a coalition")
     if partners < 2:
         raise ValueError("a coalition needs at least 2 partners")
+    if propose not in PROPOSE_MODES:
+        raise ValueError(f"propose must be one of {', '.join(PROPOSE_MODES)}")
     out.mkdir(parents=True, exist_ok=True)
     pki_dir = out / "pki"
     init_ca(pki_dir)
@@ -85,7 +87,7 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
         cfg = NodeConfig(member_id=m, data_dir=node_dir / "data", identity_key=keys[m], tls_cert=files[m].cert,
                          tls_key=files[m].key, ca_cert=pki_dir / "ca.crt", genesis=out / "genesis.block",
                          port=ports[i], fingerprint=files[m].fingerprint, task=task, seed=seed, index=i,
-                         partners=partners, tick_ms=tick_ms, peers=peers)
+                         partners=partners, tick_ms=tick_ms, propose=propose, peers=peers)
         (node_dir / "node.toml").write_text(cfg.to_toml())
         configs.append(cfg)
         summary.append({"member": m, "url": cfg.url, "config": str(node_dir / "node.toml"),

@@ -13,6 +13,19 @@ from tclearn.errors import ConfigError
 __all__ = ["NodeConfig", "PeerInfo"]
 
 
+PROPOSE_MODES = ("turn", "on-demand", "never")
+
+
+def _propose_mode(value: Any) -> str:
+    if value is True:
+        return "turn"
+    if value is False:
+        return "never"
+    if value not in PROPOSE_MODES:
+        raise ConfigError(f"node.propose must be one of {', '.join(PROPOSE_MODES)} (or true/false), got {value!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class PeerInfo:
     member_id: str
@@ -37,7 +50,9 @@ class NodeConfig:
     index: int = 0
     partners: int = 1
     tick_ms: int = 100
-    propose: bool = True
+    # when this node trains and proposes: "turn" (whenever the seeded order gives it the turn),
+    # "on-demand" (only after `tclearn node propose`), or "never" (TOML true/false: turn/never)
+    propose: str = "turn"
     proposal_timeout_ticks: int = 100
     peers: tuple[PeerInfo, ...] = field(default_factory=tuple)
 
@@ -77,11 +92,15 @@ class NodeConfig:
                 host=str(node.get("host", "127.0.0.1")), task=str(node.get("task", "digits")),
                 seed=int(node.get("seed", 0)), index=int(node.get("index", 0)),
                 partners=int(node.get("partners", 1)), tick_ms=int(node.get("tick_ms", 100)),
-                propose=bool(node.get("propose", True)),
+                propose=_propose_mode(node.get("propose", "turn")),
                 proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)), peers=tuple(peers),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: invalid [node] section: {exc}") from None
+
+    @property
+    def trains(self) -> bool:
+        return self.propose != "never"
 
     def to_toml(self) -> str:
         def q(value: Any) -> str:

@@ -79,12 +79,20 @@ class WallClock:
 
 
 class NodeTrainer:
-    """Trains the head model on a fresh batch of this partner's pool; remembers what it used."""
+    """Trains the head model on a fresh batch of this partner's pool; remembers what it used.
+
+    `wanted` (None: always) says whether to train when the turn comes: a node
+    in `propose = "on-demand"` mode passes its turn until `tclearn node
+    propose` asked for an increment.
+    """
 
     def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
-                 seed: int, record: Path, fetch: Callable[[str], bool] | None = None) -> None:
+                 seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
+                 wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
+                 log: Callable[..., None] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
         self.seed, self.record, self.fetch = seed, record, fetch
+        self.wanted, self.proposed, self.log = wanted, proposed, log
         self.used: list[str] = []
         self.local: list[str] = []
         if record.exists():  # recovery: what we trained on before a crash
@@ -96,6 +104,10 @@ class NodeTrainer:
                 self.evaluator.add_local_test(pool.data.subset([index[i] for i in self.local]))
 
     def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
+        if self.wanted is not None and not self.wanted():
+            if self.log is not None:
+                self.log("turn_passed", height=height, reason="on-demand: no `tclearn node propose` request")
+            return None  # on-demand: nobody asked for an increment, pass the turn
         hp = self.hp.updated(hyperparams) if hyperparams else self.hp
         left = len(self.pool.available())
         if left < hp.min_batch_size:
@@ -107,7 +119,10 @@ class NodeTrainer:
                 return None  # cannot train on a model we cannot get: pass the turn
         head = self.store.get_state(parent_model_hash)
         seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
+        t0 = time.perf_counter()
         res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
+        if self.log is not None:
+            self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6))
         h = self.store.put_state(res.candidate)
         self.evaluator.add_local_test(res.local_test)
         self.pool.mark_used(res.data_ids)
@@ -116,6 +131,8 @@ class NodeTrainer:
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
         os.replace(tmp, self.record)
+        if self.proposed is not None:
+            self.proposed()
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
                          data_ids_root=res.data_ids_root)
 
@@ -176,10 +193,16 @@ class FetchingEvaluator:
         self.inner, self.store, self.node = inner, store, node
 
     def evaluate(self, parent: str, candidate: str) -> Any:
+        t0 = time.perf_counter()
         for h in (parent, candidate):
             if not self.store.has(h) and not self.node.fetch_model(h):
                 raise ModelNotFoundError(f"model {h[:12]}… not found at any peer yet")
-        return self.inner.evaluate(parent, candidate)
+        t1 = time.perf_counter()
+        try:
+            return self.inner.evaluate(parent, candidate)
+        finally:  # the timeline of a round, for bench/network.py and operators
+            self.node.log("evaluated", candidate=candidate, fetch_s=round(t1 - t0, 6),
+                          eval_s=round(time.perf_counter() - t1, 6))
 
 
 class Node:
@@ -202,9 +225,17 @@ class Node:
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])
+        # `tclearn node propose` requests (on-demand mode) and what came of our proposals
+        self.propose_pending = 0
+        self.proposals_made = 0
+        on_demand = cfg.propose == "on-demand"
         self.trainer = NodeTrainer(self.task, self.pool, self.evaluator, self.models, hp, cfg.seed * 1000 + cfg.index,
-                                   cfg.data_dir / "trained.json", fetch=self.fetch_model) if cfg.propose else None
+                                   cfg.data_dir / "trained.json", fetch=self.fetch_model,
+                                   wanted=(lambda: self.propose_pending > 0) if on_demand else None,
+                                   proposed=self._proposed, log=self.log) if cfg.trains else None
         self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
+        self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
+                           if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
         self.prefetch: queue.Queue[tuple[str, str | None]] = queue.Queue(maxsize=64)
@@ -242,6 +273,7 @@ class Node:
         router.route("GET", "/v1/models/{model_hash}", self._on_model)
         router.route("GET", "/v1/blocks", self._on_blocks)
         router.route("GET", "/v1/status", lambda caller, body, query: json_response(self.status()))
+        router.route("POST", "/v1/propose", self._on_propose, max_body_bytes=1024)
         self.server = NodeServer(router, server_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key), self.allowlist,
                                  host=cfg.host, port=cfg.port, member_id=cfg.member_id,
                                  limits=ServerLimits(max_body_bytes=MAX_MESSAGE_BYTES),
@@ -249,8 +281,33 @@ class Node:
         self.threads: list[threading.Thread] = []
         self._status: dict[str, Any] = {"member": cfg.member_id, "height": self.store.height(), "head": None}
 
+    def _proposed(self) -> None:
+        """The trainer produced a candidate (core thread, under the lock)."""
+        self.proposals_made += 1
+        if self.propose_pending > 0:
+            self.propose_pending -= 1
+        self.log("proposed", pending=self.propose_pending)
+
+    def _on_propose(self, caller: str, body: bytes, query: Any) -> Any:
+        """`tclearn node propose`: only the node's own operator (its own certificate) may ask."""
+        if caller != self.config.member_id:
+            self.log("propose_refused", caller=caller)
+            raise RequestError(403, "only this node's own certificate may ask it to propose")
+        if self.config.propose == "never":
+            raise RequestError(409, "this node does not propose (node.propose = \"never\")")
+        with self.lock:
+            if self.config.propose == "on-demand":
+                self.propose_pending += 1
+            answer = {"member": self.config.member_id, "mode": self.config.propose, "pending": self.propose_pending,
+                      "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),
+                      "height": self.store.height()}
+        self.log("propose_requested", pending=answer["pending"])
+        return json_response(answer, 202)
+
     def _on_commit(self, block: Block) -> None:
         self.log("commit", index=block.index, kind=block.kind, hash=block.block_hash, contributor=block.contributor)
+        if block.contributor == self.config.member_id and block.kind in ("increment", "rejected"):
+            self.own_blocks.append({"index": block.index, "kind": block.kind, "hash": block.block_hash})
         if not self.models.has(block.model_hash):  # fetch the new head in the background (we may train on it)
             try:
                 self.prefetch.put_nowait((block.model_hash, block.contributor))
@@ -431,7 +488,10 @@ class Node:
                                  "model_hash": head.model_hash} if head else None,
                         "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
-                        "pending_work": self.driver.pending_work()}
+                        "pending_work": self.driver.pending_work(),
+                        "propose": {"mode": self.config.propose, "pending": self.propose_pending,
+                                    "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),
+                                    "last_own_block": self.own_blocks[-1] if self.own_blocks else None}}
 
     def status(self) -> dict[str, Any]:
         return dict(self._status)
