@@ -59,8 +59,10 @@ def test_bad_options_exit_with_a_clear_message(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("attack", ["label-flip", "sign-flip", "noise", "scale", "random-labels", "off-task", "lazy"])
 def test_degrading_attack_is_recorded_as_rejected_blocks_under_the_attackers_id(tmp_path: Path, attack: str) -> None:
-    report = _run(tmp_path, "--rounds", "8", "--partners", "4", "--malicious", "1", "--attack", attack)
-    assert report["attack"] == attack and len(report["malicious"]) == 1
+    # the attack issue's threshold: candidates that lower G by more than 1 point are refused
+    report = _run(tmp_path, "--rounds", "8", "--partners", "4", "--malicious", "1", "--attack", attack,
+                  "--max-drop", "0.01")
+    assert report["attack"] == attack and len(report["malicious"]) == 1 and report["max_drop"] == 0.01
     bad = [b for b in report["blocks"] if b["contributor"] in report["malicious"]]
     assert bad, "the attacker proposed nothing"
     assert all(b["kind"] == "rejected" for b in bad), bad

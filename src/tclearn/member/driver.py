@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from tclearn.consensus.actions import (
@@ -46,7 +47,7 @@ from tclearn.ledger.verify import verify_chain, verify_genesis
 from tclearn.member.interfaces import Clock, Evaluator, Trainer, Transport
 from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
 
-__all__ = ["MemberDriver"]
+__all__ = ["MemberDriver", "PendingWork"]
 
 EVALUATION_RETRY_TICKS = 20
 
@@ -66,6 +67,14 @@ def _rebuild(store: ChainStore, genesis: Block | None, verify: bool, verifier: S
     for index in range(1, store.height() + 1):
         state = state.apply(store.get(index))
     return state
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """An evaluation or training taken from the driver, with what it needs from the core's state."""
+
+    action: Evaluate | Train
+    hyperparams: dict[str, Any] | None = None
 
 
 class MemberDriver:
@@ -170,11 +179,56 @@ class MemberDriver:
     def run_pending_work(self) -> None:
         """Evaluate and train what the core asked for (call it yourself when `defer_work`)."""
         while self._work:
+            work = self.take_work()
+            if work is not None:
+                self.finish_work(work, self.compute_work(work))
+
+    # A node runs the three steps apart: `take_work` and `finish_work` under the lock that guards
+    # the core, `compute_work` (the training or evaluation itself) without it, in a worker thread,
+    # so that the core keeps answering votes while a model trains or is scored.
+    def take_work(self) -> "PendingWork | None":
+        """The next evaluation or training the core asked for (None: nothing to do)."""
+        while self._work:
             action = self._work.popleft()
-            if isinstance(action, Evaluate):
-                self._evaluate(action)
-            elif isinstance(action, Train):
-                self._train(action)
+            if isinstance(action, Evaluate) and self.evaluator is not None:
+                return PendingWork(action)
+            if isinstance(action, Train) and self.trainer is not None:
+                return PendingWork(action, dict(self.core.state.hyperparams))
+        return None
+
+    def compute_work(self, work: "PendingWork") -> Any:
+        """Run the evaluation or training (touches only the evaluator or trainer, never the core)."""
+        action = work.action
+        if isinstance(action, Evaluate):
+            assert self.evaluator is not None
+            try:
+                return ("scores", self.evaluator.evaluate(action.parent_model_hash, action.candidate_model_hash))
+            except LearningError as exc:
+                if self._retryable(exc):
+                    return ("retry", None)
+                return ("scores", None)  # the candidate's model is invalid: vote reject
+        assert self.trainer is not None and isinstance(action, Train)
+        if self._trainer_takes_hyperparams is None:
+            try:
+                params = inspect.signature(self.trainer.train).parameters
+            except (TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            self._trainer_takes_hyperparams = "hyperparams" in params
+        if self._trainer_takes_hyperparams:  # the chain's current values (hyperparams blocks change them)
+            return ("candidate", self.trainer.train(action.parent_model_hash, action.height,  # type: ignore[call-arg]
+                                                    hyperparams=work.hyperparams))
+        return ("candidate", self.trainer.train(action.parent_model_hash, action.height))
+
+    def finish_work(self, work: "PendingWork", outcome: Any) -> None:
+        """Hand the result of `compute_work` to the core and carry out what it answers."""
+        action = work.action
+        kind, value = outcome
+        if kind == "retry":
+            self._retry.append((self.core.tick + EVALUATION_RETRY_TICKS, action))  # type: ignore[arg-type]
+        elif isinstance(action, Evaluate):
+            self._execute(self.core.on_evaluated(action.height, action.proposal_hash, value, self.clock.now_ms()))
+        else:
+            self._execute(self.core.on_trained(action.height, value, self.clock.now_ms()))
 
     # --- carrying out actions ------------------------------------------------------
     def _run(self, actions: list[Action]) -> None:
@@ -223,30 +277,3 @@ class MemberDriver:
         learning_errors = sys.modules.get("tclearn.learning.errors")  # loaded iff the evaluator uses it
         return learning_errors is not None and isinstance(exc, getattr(learning_errors, "ModelNotFoundError"))
 
-    def _evaluate(self, action: Evaluate) -> None:
-        if self.evaluator is None:
-            return
-        try:
-            scores = self.evaluator.evaluate(action.parent_model_hash, action.candidate_model_hash)
-        except LearningError as exc:
-            if self._retryable(exc):
-                self._retry.append((self.core.tick + EVALUATION_RETRY_TICKS, action))
-                return
-            scores = None  # the candidate's model is invalid: vote reject
-        self._execute(self.core.on_evaluated(action.height, action.proposal_hash, scores, self.clock.now_ms()))
-
-    def _train(self, action: Train) -> None:
-        if self.trainer is None:
-            return
-        if self._trainer_takes_hyperparams is None:
-            try:
-                params = inspect.signature(self.trainer.train).parameters
-            except (TypeError, ValueError):
-                params = {}  # type: ignore[assignment]
-            self._trainer_takes_hyperparams = "hyperparams" in params
-        if self._trainer_takes_hyperparams:  # the chain's current values (hyperparams blocks change them)
-            candidate = self.trainer.train(action.parent_model_hash, action.height,  # type: ignore[call-arg]
-                                           hyperparams=dict(self.core.state.hyperparams))
-        else:
-            candidate = self.trainer.train(action.parent_model_hash, action.height)
-        self._execute(self.core.on_trained(action.height, candidate, self.clock.now_ms()))
