@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tclearn.sim.runner import run_many
+from tclearn.sim.synthetic import ATTACK_EFFECTS
 
 app = typer.Typer(help="Deterministic simulations of a coalition.", no_args_is_help=True)
 
@@ -28,6 +30,9 @@ def consensus(
     members: int = typer.Option(7, "--members", min=2, help="Members of the coalition (M)."),
     committee: int = typer.Option(4, "--committee", min=1, help="Validators drawn per height (K ≤ M − 1)."),
     byzantine: int = typer.Option(1, "--byzantine", min=0, help="Byzantine members (F; safe and live for F < K/3)."),
+    malicious: int = typer.Option(0, "--malicious", min=0,
+                                  help="Malicious partners proposing --attack candidates (validators stay honest)."),
+    attack: Optional[str] = typer.Option(None, "--attack", help="Their attack: " + ", ".join(ATTACK_EFFECTS) + "."),
     seed: int = typer.Option(0, "--seed", help="First seed (scenario i uses seed + i)."),
     jobs: int = typer.Option(0, "--jobs", min=0, help="Worker processes (0: one per CPU)."),
     as_json: bool = typer.Option(False, "--json", help="Write the summary as JSON to stdout."),
@@ -37,8 +42,12 @@ def consensus(
         raise typer.BadParameter(f"--committee must be at most members − 1 = {members - 1}")
     if byzantine > members:
         raise typer.BadParameter("--byzantine cannot exceed --members")
+    if malicious and attack not in ATTACK_EFFECTS:
+        raise typer.BadParameter(f"--attack must be one of {', '.join(ATTACK_EFFECTS)} when --malicious > 0")
+    if malicious + byzantine >= members:
+        raise typer.BadParameter("--malicious plus --byzantine must leave at least one honest member")
     summary = run_many(range(seed, seed + seeds), members=members, committee=committee, byzantine=byzantine,
-                       jobs=jobs or None)
+                       malicious=malicious, attack=attack if malicious else None, jobs=jobs or None)
     data = summary.to_dict()
     if as_json:
         json.dump(data, sys.stdout, indent=2)
@@ -48,8 +57,10 @@ def consensus(
         table = Table(title=f"consensus simulation: M={members} K={committee} F={byzantine}")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        for key in ("scenarios", "committed", "rounds", "safety_violations", "liveness_failures", "evidence",
-                    "seconds"):
+        keys = ["scenarios", "committed", "rounds", "safety_violations", "liveness_failures", "evidence", "seconds"]
+        if malicious:
+            keys[1:1] = ["malicious_increments", "malicious_rejected"]
+        for key in keys:
             table.add_row(key, str(data[key]))
         console.print(table)
         if data["failing_seeds"]:

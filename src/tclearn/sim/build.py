@@ -62,6 +62,7 @@ def synthetic_coalition(
     skews_ms: Mapping[str, int] | None = None,
     shared_verifier: bool = True,
     no_trainer: Iterable[str] = (),
+    attacks: Mapping[str, str] | None = None,
 ) -> SyntheticSetup:
     """A coalition of synthetic members; `byzantine` maps member ids to behaviours (see `sim.adversary`)."""
     identities = make_identities(members)
@@ -71,7 +72,8 @@ def synthetic_coalition(
     skip = set(no_trainer)
     evaluators = {i.member_id: SyntheticEvaluator(registry, i.member_id) for i in identities}
     trainers = {i.member_id: SyntheticTrainer(registry, i.member_id,
-                                              degrading="degrading-proposer" in byz.get(i.member_id, set()))
+                                              degrading="degrading-proposer" in byz.get(i.member_id, set()),
+                                              attack=(attacks or {}).get(i.member_id))
                 for i in identities if i.member_id not in skip}
 
     def oracle(parent: str, candidate: str, validator: str) -> bool:
@@ -82,5 +84,7 @@ def synthetic_coalition(
         rng=random.Random(seed), faults=faults, wire=wire,
         byzantine={m: b - {"degrading-proposer"} for m, b in byz.items()}, skews_ms=skews_ms,
         shared_verifier=shared_verifier, oracle=oracle,
+        on_commit=lambda member, block: (registry.accept(block.data_ids_root, block.model_hash)
+                                         if block.kind == "increment" else None),
     )
     return SyntheticSetup(coalition, registry, evaluators, trainers, lam)

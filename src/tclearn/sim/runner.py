@@ -31,9 +31,15 @@ class Summary:
     members: int = 0
     committee: int = 0
     byzantine: int = 0
+    malicious: int = 0
+    attack: str | None = None
+    malicious_increments: int = 0
+    malicious_rejected: int = 0
 
     def add(self, r: ScenarioResult) -> None:
         self.scenarios += 1
+        self.malicious_increments += r.malicious_increments
+        self.malicious_rejected += r.malicious_rejected
         self.rounds += r.rounds
         self.committed += r.committed
         self.evidence += r.evidence
@@ -49,7 +55,9 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "scenarios": self.scenarios, "members": self.members, "committee": self.committee,
-            "byzantine": self.byzantine, "rounds": self.rounds, "committed": self.committed,
+            "byzantine": self.byzantine, "malicious": self.malicious, "attack": self.attack,
+            "malicious_increments": self.malicious_increments, "malicious_rejected": self.malicious_rejected,
+            "rounds": self.rounds, "committed": self.committed,
             "safety_violations": self.safety_violations, "liveness_failures": self.liveness_failures,
             "evidence": self.evidence, "failing_seeds": sorted(self.failing_seeds),
             "failures": sorted(self.failures, key=lambda f: f["seed"]), "seconds": round(self.seconds, 2),
@@ -66,11 +74,14 @@ def run_many(
     members: int = 7,
     committee: int = 4,
     byzantine: int = 1,
+    malicious: int = 0,
+    attack: str | None = None,
     jobs: int | None = None,
     progress: Callable[[ScenarioResult], None] | None = None,
 ) -> Summary:
-    specs = [ScenarioSpec(seed=s, members=members, committee=committee, byzantine=byzantine) for s in seeds]
-    summary = Summary(members=members, committee=committee, byzantine=byzantine)
+    specs = [ScenarioSpec(seed=s, members=members, committee=committee, byzantine=byzantine, malicious=malicious,
+                          attack=attack) for s in seeds]
+    summary = Summary(members=members, committee=committee, byzantine=byzantine, malicious=malicious, attack=attack)
     start = time.perf_counter()
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     if jobs <= 1 or len(specs) <= 1:

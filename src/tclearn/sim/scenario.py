@@ -40,6 +40,8 @@ class ScenarioSpec:
     safety_ticks: int = 150
     liveness_ticks: int = 600
     liveness_blocks: int = 2
+    malicious: int = 0  # partners proposing `attack` candidates (validators stay honest)
+    attack: str | None = None
 
 
 @dataclass
@@ -53,6 +55,9 @@ class ScenarioResult:
     ticks: int
     byzantine: dict[str, list[str]] = field(default_factory=dict)
     faults: dict[str, Any] = field(default_factory=dict)
+    malicious: list[str] = field(default_factory=list)
+    malicious_increments: int = 0  # malicious candidates committed as increments
+    malicious_rejected: int = 0  # … and recorded as rejected blocks
 
     @property
     def ok(self) -> bool:
@@ -69,6 +74,7 @@ class _Plan:
     partition: tuple[int, int, list[frozenset[str]]] | None
     crashes: list[tuple[str, int, int]]  # member, crash tick, restart tick
     skews: dict[str, int]
+    malicious: list[str] = field(default_factory=list)
 
 
 def draw_faults(spec: ScenarioSpec) -> _Plan:
@@ -91,13 +97,18 @@ def draw_faults(spec: ScenarioSpec) -> _Plan:
             at = rng.randint(1, spec.safety_ticks)
             crashes.append((m, at, at + rng.randint(5, 60)))
     skews = {m: rng.randint(-3000, 3000) for m in members}
-    return _Plan(byzantine, faults, partition, crashes, skews)
+    others = [m for m in members if m not in byzantine]
+    malicious = sorted(random.Random(spec.seed * 7919 + 1).sample(others, min(spec.malicious, len(others))))
+    return _Plan(byzantine, faults, partition, crashes, skews, malicious)
 
 
 def run_scenario(spec: ScenarioSpec, params: ConsensusParams | None = None) -> ScenarioResult:
     plan = draw_faults(spec)
+    if spec.malicious and spec.attack is None:
+        raise ValueError("malicious partners need an attack")
     setup = synthetic_coalition(spec.members, spec.committee, seed=spec.seed, byzantine=plan.byzantine,
-                                faults=plan.faults, params=params, skews_ms=plan.skews)
+                                faults=plan.faults, params=params, skews_ms=plan.skews,
+                                attacks={m: spec.attack for m in plan.malicious if spec.attack})
     c = setup.coalition
     normal_groups = None
     for t in range(1, spec.safety_ticks + 1):
@@ -123,8 +134,13 @@ def run_scenario(spec: ScenarioSpec, params: ConsensusParams | None = None) -> S
     faults = {"drop": round(plan.faults.drop, 3), "duplicate": round(plan.faults.duplicate, 3),
               "delay_max": plan.faults.delay_max, "partition": plan.partition is not None,
               "crashes": len(plan.crashes)}
+    observer = sorted(c.honest - set(plan.malicious))[0]
+    chain = c.chain(observer)
+    bad = [b for b in chain if b.contributor in plan.malicious]
     return ScenarioResult(
         seed=spec.seed, committed=c.monitor.height, rounds=c.rounds(),
         safety_violations=list(c.monitor.violations), liveness_failure=failure, evidence=len(c.evidence),
         ticks=c.tick, byzantine={m: sorted(b) for m, b in plan.byzantine.items()}, faults=faults,
+        malicious=plan.malicious, malicious_increments=sum(1 for b in bad if b.kind == "increment"),
+        malicious_rejected=sum(1 for b in bad if b.kind == "rejected"),
     )
