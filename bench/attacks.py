@@ -3,7 +3,9 @@
 TCLearn: real coalition (`run_coalition`), 5 partners, committee 3, λ 0.97,
 quality floor max_drop 0.01 (genesis consensus.max_drop: the issue's "1 point"),
 honest partners train with logit adjustment and not-true distillation (the digits
-defaults; attackers train plainly), 14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
+defaults; attackers train plainly) and check their candidate on G before proposing
+(`tclearn.learning.backtrack_to_floor`: an increment the floor would refuse is
+shortened to 1/2 or 1/4 of its length; the demo's default), 14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
 every attack of `tclearn.demo.coalition.ATTACKS`, splits iid and non-iid.
 Per run: final score, share of degrading candidates (score_new < score_old −
 0.01, or invalid) that ended rejected, share of honest increments rejected,

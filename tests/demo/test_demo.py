@@ -98,3 +98,17 @@ def test_colluding_validators_cannot_wave_a_degrading_candidate_through(tmp_path
 def test_collude_needs_malicious_partners(tmp_path: Path) -> None:
     res = runner.invoke(app, ["demo", "--task", "digits", "--out", str(tmp_path), "--collude"])
     assert res.exit_code != 0 and "--collude" in res.output
+
+
+@pytest.mark.slow
+def test_honest_partners_shorten_increments_the_floor_would_refuse(tmp_path: Path) -> None:
+    # 10 label-skewed partners, 1-point floor: seed 0 has honest increments that lose more than a point on G
+    args = ("--split", "non-iid", "--partners", "10", "--rounds", "14", "--max-drop", "0.01")
+    checked = _run(tmp_path / "checked", *args)
+    unchecked = _run(tmp_path / "unchecked", *args, "--no-self-check")
+    assert unchecked["self_check"] == {"enabled": False, "proposals_checked": 0, "shortened": 0, "still_over_floor": 0}
+    sc = checked["self_check"]
+    assert sc["enabled"] and sc["proposals_checked"] == checked["accepted"] + checked["rejected"]
+    assert sc["shortened"] >= 1
+    assert unchecked["rejected"] >= 1  # without the check the committee refuses them
+    assert checked["rejected"] < unchecked["rejected"]

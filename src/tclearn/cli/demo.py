@@ -36,6 +36,8 @@ def demo_command(
                                  help="malicious partners drawn as validators vote for each other, against honest ones"),
     max_drop: Optional[float] = typer.Option(None, "--max-drop",
                                              help="quality rule's hard floor on G and merged scores (default 0.02)"),
+    no_self_check: bool = typer.Option(False, "--no-self-check",
+                                       help="honest partners propose without first checking their candidate on G"),
     split: str = typer.Option("iid", "--split", help="iid or non-iid partner data"),
     data: Optional[Path] = typer.Option(None, "--data", help="for --task nifti: a folder with imagesTr/ and labelsTr/"),
     no_centralized: bool = typer.Option(False, "--no-centralized", help="skip the centralised baseline"),
@@ -87,7 +89,8 @@ def demo_command(
         return
     opts = DemoOptions(task=task, partners=partners, rounds=n_rounds, committee=committee, lam=lam, seed=seed,
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
-                       collude=collude, max_drop=max_drop, task_options=options)
+                       collude=collude, max_drop=max_drop, self_check=not no_self_check,
+                       task_options=options)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, {n_rounds} rounds, committee {committee}, "
                   f"λ={lam}, seed {seed} → {out}/")

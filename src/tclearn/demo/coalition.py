@@ -58,6 +58,7 @@ class DemoOptions:
     split: str = "iid"
     collude: bool = False  # malicious partners drawn as validators vote for each other, against honest ones
     max_drop: float | None = None  # the quality rule's hard floor (genesis consensus.max_drop; None: default)
+    self_check: bool = True  # honest partners score their candidate on G and shorten what the floor would refuse
     task_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -131,7 +132,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         trainers[m] = PartnerTrainer(
             m, task, DataPool(data.partners[i], key), inner, store, hp, seed=opts.seed * 1000 + i,
             registry=registry, roots=roots, timer=timer, key=key, attack=opts.attack if m in malicious else None,
-            n_partners=opts.partners, n_malicious=opts.malicious)
+            n_partners=opts.partners, n_malicious=opts.malicious,
+            self_check_floor=config.floor if opts.self_check else None)
     if opts.collude:
         malicious_models: set[str] = set()
         for m in malicious:  # the colluders share what they propose
@@ -186,6 +188,10 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
                     attack=opts.attack if malicious else None, chain_verified=True)
     run.extra["colluding"] = bool(opts.collude)
     run.extra["max_drop"] = config.floor
+    checks = [c for t in trainers.values() for c in t.self_checks]
+    run.extra["self_check"] = {"enabled": bool(opts.self_check), "proposals_checked": len(checks),
+                               "shortened": sum(c.factor < 1.0 for c in checks),
+                               "still_over_floor": sum(not c.within_floor for c in checks)}
     if len(chain) - 1 < opts.rounds:
         run.extra["stopped_early"] = (f"committed {len(chain) - 1} of {opts.rounds} rounds: the partners' "
                                       f"unused data ran out or the run hit its tick limit")

@@ -5,7 +5,10 @@
 content-addressed store, trains on a fresh batch of its own pool, keeps a
 share as local test data (it joins its evaluator's L), publishes the
 candidate and returns the proposal fields. A malicious partner runs one of the
-attacks of `tclearn.attacks` on its data or on its increment.
+attacks of `tclearn.attacks` on its data or on its increment. An honest one,
+given the coalition's floor (`self_check_floor`), first scores its candidate
+on G and shortens an increment the floor would refuse
+(`tclearn.learning.backtrack_to_floor`).
 
 Data ids: every batch's anonymised ids are published to an `IdRegistry` (the
 list the vault keeps, DESIGN.md §3) under their Merkle root; a validator that
@@ -26,7 +29,7 @@ from tclearn.attacks.data_attacks import poison_batch
 from tclearn.attacks import model_attacks
 from tclearn.consensus.height_candidates import Candidate
 from tclearn.data import DataPool, Dataset, merkle_root
-from tclearn.learning import HyperParams, ModelStore, Task, train_increment
+from tclearn.learning import HyperParams, ModelStore, Task, backtrack_to_floor, train_increment
 from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
 from tclearn.quality import PairedScores
@@ -109,8 +112,12 @@ class PartnerTrainer:
 
     def __init__(self, member_id: str, task: Task, pool: DataPool, evaluator: Any, store: ModelStore,
                  hp: HyperParams, *, seed: int, registry: IdRegistry, roots: dict[str, str], timer: Timer, key: bytes,
-                 attack: str | None = None, n_partners: int = 1, n_malicious: int = 0) -> None:
+                 attack: str | None = None, n_partners: int = 1, n_malicious: int = 0,
+                 self_check_floor: float | None = None) -> None:
         self.member_id, self.task, self.pool, self.evaluator, self.store = member_id, task, pool, evaluator, store
+        # the coalition's max_drop on G; None: propose without checking first (attackers never check)
+        self.self_check_floor = self_check_floor if attack is None else None
+        self.self_checks: list[Any] = []  # one SelfCheck per proposal, for reports and tests
         self.hp, self.seed, self.registry, self.roots, self.timer = hp, seed, registry, roots, timer
         self.attack = attack
         self.key = key
@@ -143,6 +150,11 @@ class PartnerTrainer:
         res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1)
         if self.first_batch_ids is None:
             self.first_batch_ids = res.data_ids
+        if self.self_check_floor is not None:
+            g_old = self.timer.timed("evaluation", self.evaluator.global_score, parent_model_hash)
+            res, check = self.timer.timed("evaluation", backtrack_to_floor, self.task, head, res,
+                                          self.evaluator.global_test, self.self_check_floor, g_old=g_old)
+            self.self_checks.append(check)
         candidate, inc = res.candidate, res.increment
         if self.attack in MODEL_ATTACKS:
             candidate, inc = self._attack_increment(head, res, hp, height)

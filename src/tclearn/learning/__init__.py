@@ -6,6 +6,7 @@
 * `serialize`: canonical safetensors bytes, `model_hash`, increments.
 * `model_store`: content-addressed model storage (memory, directory).
 * `train`: `train_increment`, a partner's training step.
+* `self_check`: `backtrack_to_floor`, a partner's check on G before it proposes.
 * `evaluate`: deterministic per-sample evaluation.
 * `evaluator`: `Evaluator.evaluate(parent, candidate) -> PairedScores`.
 * `centralized`: the pooled-data baseline.
@@ -32,6 +33,7 @@ from tclearn.learning.serialize import (
 )
 from tclearn.learning.tasks import DEFAULT_TASK, Task, get_task, init_weights, register_task, task_names
 from tclearn.learning.train import TrainResult, fit, make_optimizer, train_increment
+from tclearn.learning.self_check import BACKTRACK_FACTORS, SelfCheck, backtrack_to_floor
 
 __all__ = [
     "CentralizedResult",
@@ -74,4 +76,7 @@ __all__ = [
     "fit",
     "make_optimizer",
     "train_increment",
+    "BACKTRACK_FACTORS",
+    "SelfCheck",
+    "backtrack_to_floor",
 ]

@@ -16,6 +16,12 @@ __all__ = ["NodeConfig", "PeerInfo"]
 PROPOSE_MODES = ("turn", "on-demand", "never")
 
 
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def _propose_mode(value: Any) -> str:
     if value is True:
         return "turn"
@@ -54,6 +60,8 @@ class NodeConfig:
     # "on-demand" (only after `tclearn node propose`), or "never" (TOML true/false: turn/never)
     propose: str = "turn"
     proposal_timeout_ticks: int = 100
+    # score a trained candidate on G before proposing it, and shorten an increment the floor would refuse
+    self_check: bool = True
     peers: tuple[PeerInfo, ...] = field(default_factory=tuple)
 
     @property
@@ -93,7 +101,8 @@ class NodeConfig:
                 seed=int(node.get("seed", 0)), index=int(node.get("index", 0)),
                 partners=int(node.get("partners", 1)), tick_ms=int(node.get("tick_ms", 100)),
                 propose=_propose_mode(node.get("propose", "turn")),
-                proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)), peers=tuple(peers),
+                proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)),
+                self_check=_bool(node.get("self_check", True), "node.self_check"), peers=tuple(peers),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: invalid [node] section: {exc}") from None
@@ -109,7 +118,7 @@ class NodeConfig:
         lines = ["[node]"]
         for key in ("member_id", "data_dir", "identity_key", "tls_cert", "tls_key", "ca_cert", "genesis", "port",
                     "fingerprint", "host", "task", "seed", "index", "partners", "tick_ms", "propose",
-                    "proposal_timeout_ticks"):
+                    "proposal_timeout_ticks", "self_check"):
             lines.append(f"{key} = {q(getattr(self, key))}")
         for peer in self.peers:
             lines += ["", "[[peers]]", f"id = {q(peer.member_id)}", f"url = {q(peer.url)}",

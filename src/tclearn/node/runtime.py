@@ -49,9 +49,10 @@ from tclearn.data import DataPool
 from tclearn.errors import ConfigError, RemoteProtocolError
 from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
+from tclearn.ledger.genesis import GenesisConfig
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.learning import (
-    DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, get_task, train_increment,
+    DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, backtrack_to_floor, get_task, train_increment,
 )
 from tclearn.learning.errors import HashMismatchError, InvalidModelError
 from tclearn.learning.train import fit
@@ -87,14 +88,17 @@ class NodeTrainer:
 
     `wanted` (None: always) says whether to train when the turn comes: a node
     in `propose = "on-demand"` mode passes its turn until `tclearn node
-    propose` asked for an increment.
+    propose` asked for an increment. `self_check_floor` (the chain's max_drop;
+    None: off): score the candidate on G first and shorten an increment the
+    floor would refuse (`tclearn.learning.backtrack_to_floor`).
     """
 
     def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
                  seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
                  wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
-                 log: Callable[..., None] | None = None) -> None:
+                 log: Callable[..., None] | None = None, self_check_floor: float | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        self.self_check_floor = self_check_floor
         self.seed, self.record, self.fetch = seed, record, fetch
         self.wanted, self.proposed, self.log = wanted, proposed, log
         self.used: list[str] = []
@@ -125,8 +129,14 @@ class NodeTrainer:
         seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
         t0 = time.perf_counter()
         res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
+        step = 1.0
+        if self.self_check_floor is not None:
+            res, check = backtrack_to_floor(self.task, head, res, self.evaluator.global_test, self.self_check_floor,
+                                            g_old=self.evaluator.global_score(parent_model_hash))
+            step = check.factor
         if self.log is not None:
-            self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6))
+            self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
+                     step=step)
         h = self.store.put_state(res.candidate)
         self.evaluator.add_local_test(res.local_test)
         self.pool.mark_used(res.data_ids)
@@ -238,7 +248,9 @@ class Node:
         self.trainer = NodeTrainer(self.task, self.pool, self.evaluator, self.models, hp, cfg.seed * 1000 + cfg.index,
                                    cfg.data_dir / "trained.json", fetch=self.fetch_model,
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
-                                   proposed=self._proposed, log=self.log) if cfg.trains else None
+                                   proposed=self._proposed, log=self.log,
+                                   self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
+                                   else None) if cfg.trains else None
         self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]

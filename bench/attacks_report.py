@@ -1,0 +1,136 @@
+"""Markdown tables for the README from `bench/results/attacks.json`.
+
+Kept apart from `bench/attacks.py` so the README's figures can be regenerated
+from the stored results without rerunning the grid:
+
+    python bench/attacks_report.py [bench/results/attacks.json]
+
+Cells are means over the seeds in the file. A TCLearn cell is starred when
+the mean is more than 2 points under the mean clean run of the same split and
+partner count; the goal lines count runs (one per attack, fraction and seed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+FRACTIONS = [("20%", "20%"), ("30%/10", "30% (3 of 10)"), ("40%", "40%")]
+SPLITS = ["iid", "non-iid"]
+CLEAN_OF = {"20%": "0%", "40%": "0%", "30%/10": "0%/10"}
+BASELINES = ["none", "fedavg", "krum", "multi-krum", "median", "trimmed-mean", "fltrust"]
+LE30 = ("20%", "30%/10")
+
+
+def _load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    out = json.loads(path.read_text())
+    return out, [r for r in out["runs"] if "error" not in r]
+
+
+def _share(rows: list[dict[str, Any]], num: str, den: str) -> str:
+    n, d = sum(r[num] for r in rows), sum(r[den] for r in rows)
+    return f"{n} of {d} ({100 * n / d:.1f} %)" if d else "none"
+
+
+def score_table(runs: list[dict[str, Any]]) -> str:
+    tc = [r for r in runs if r["system"] == "tclearn"]
+    cell: dict[tuple, list[float]] = defaultdict(list)
+    for r in tc:
+        cell[(str(r["attack"]), bool(r.get("collude")), r["fraction"], r["split"])].append(r["final_score"])
+    attacks = sorted({str(r["attack"]) for r in tc if r["attack"]}, key=lambda a: ATTACK_ORDER.index(a)
+                     if a in ATTACK_ORDER else 99)
+    cols = [(fr, name, sp) for sp in SPLITS for fr, name in FRACTIONS]
+    head = "| attack | " + " | ".join(f"{name} {sp}" for _, name, sp in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+
+    def clean(fr: str, sp: str) -> float | None:
+        v = cell.get(("None", False, CLEAN_OF[fr], sp))
+        return mean(v) if v else None
+
+    lines.append("| clean (0 %) | " + " | ".join(
+        f"{clean(fr, sp):.3f}" if clean(fr, sp) is not None else "-" for fr, _, sp in cols) + " |")
+    for collude in (False, True):
+        for at in attacks:
+            vals = [cell.get((at, collude, fr, sp)) for fr, _, sp in cols]
+            if not any(vals):
+                continue
+            cells = []
+            for (fr, _, sp), v in zip(cols, vals):
+                if not v:
+                    cells.append("-")
+                    continue
+                c = clean(fr, sp)
+                star = "*" if c is not None and mean(v) < c - 0.02 else ""
+                cells.append(f"{mean(v):.3f}{star}")
+            label = at + (" + colluding validators" if collude else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def goal_lines(out: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    tc = [r for r in runs if r["system"] == "tclearn"]
+    lines = []
+    for sp in SPLITS:
+        rows = [r for r in tc if r["split"] == sp]
+        plain = [r for r in rows if not r.get("collude")]
+        coll = [r for r in rows if r.get("collude")]
+        le30 = [r for r in plain if r["malicious_count"] and r["fraction"] in LE30]
+        coll30 = [r for r in coll if r["fraction"] in LE30]
+        clean = [r for r in plain if r["malicious_count"] == 0]
+        missed = sorted(f"{r['attack']} {r['fraction']} seed {r['seed']} ({100 * r['delta_vs_clean']:+.1f})"
+                        for r in le30 if not r.get("within_2_points"))
+        lines += [
+            f"**{sp}** ({len(rows)} TCLearn runs, {out['seeds']} seed(s)):",
+            f"* degrading candidates rejected: {_share(rows, 'degrading_rejected', 'degrading')}"
+            f" (collusion runs alone: {_share(coll, 'degrading_rejected', 'degrading')})",
+            f"* within 2 points of clean, ≤ 30 % malicious: {sum(bool(r.get('within_2_points')) for r in le30)}"
+            f" of {len(le30)}; of the honest-only reference: "
+            f"{sum(bool(r.get('within_2_points_of_honest_only')) for r in le30)} of "
+            f"{sum('within_2_points_of_honest_only' in r for r in le30)}; with colluding validators: "
+            f"{sum(bool(r.get('within_2_points')) for r in coll30)} of {len(coll30)}",
+            f"* runs more than 2 points under clean (≤ 30 %): {', '.join(missed) or 'none'}",
+            f"* honest increments rejected: all runs without collusion {_share(plain, 'honest_rejected', 'honest_proposals')};"
+            f" clean runs {_share(clean, 'honest_rejected', 'honest_proposals')};"
+            f" with collusion {_share(coll, 'honest_rejected', 'honest_proposals')}",
+            f"* of those (without collusion) that did *not* lower G by more than 1 point: "
+            f"{_share(plain, 'honest_rejected_not_degrading', 'honest_proposals')}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def baseline_table(runs: list[dict[str, Any]]) -> str:
+    bl = [r for r in runs if r["system"] != "tclearn"]
+    tc = [r for r in runs if r["system"] == "tclearn" and not r.get("collude")]
+    keys = sorted({(r["split"], r["fraction"], r["partners"], r["malicious_count"], str(r["attack"])) for r in bl},
+                  key=lambda k: (SPLITS.index(k[0]), k[2], k[3], k[4]))
+    lines = ["| split, case | " + " / ".join(["TCLearn"] + BASELINES) + " |", "|---|---|"]
+    for sp, fr, _n, m, at in keys:
+        cells = []
+        for s in ["tclearn"] + BASELINES:
+            pool = tc if s == "tclearn" else [r for r in bl if r["system"] == s]
+            v = [r["final_score"] for r in pool if r["split"] == sp and r["fraction"] == fr and str(r["attack"]) == at]
+            cells.append(f"{mean(v):.3f}".lstrip("0") if v else "-")
+        case = "clean" if m == 0 else at
+        lines.append(f"| {sp}, {fr} {case} | " + " / ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+ATTACK_ORDER = ["label-flip", "random-labels", "off-task", "noise", "sign-flip", "scale", "alie", "lazy", "replay"]
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench/results/attacks.json")
+    out, runs = _load(path)
+    print(f"<!-- generated by bench/attacks_report.py from {path} ({out['seeds']} seed(s)) -->\n")
+    print(score_table(runs), "\n")
+    print(goal_lines(out, runs))
+    print(baseline_table(runs))
+
+
+if __name__ == "__main__":
+    main()
