@@ -113,19 +113,49 @@ def test_quality_votes_must_be_signed_by_their_validator(chain):
         verify_block(state, bad, check_certificate)
 
 
-def test_the_proposer_is_never_its_own_validator(chain):
+def _insider_block(chain, drop_own_vote: bool):
+    """Block 2 as if a validator of its height had proposed it (the last-resort fallback)."""
     state = state_before(chain, 2)
     committee = committee_for(state)
-    insider = sorted(committee.validators)[0]
+    insider = chain[2].quality_votes[0].validator
+    assert insider in committee.validators and committee.proposer_rank(insider) >= 0
     p = Proposal.from_dict(chain[2].payload["proposal"])
     own = replace(p, proposer=insider, signature=b"").signed_by(IDS[insider])
-    votes = tuple(replace(v, proposal_hash=own.proposal_hash, signature=b"").signed_by(IDS[v.validator])
-                  for v in chain[2].quality_votes)
+    template = chain[2].quality_votes[0]
+    voters = sorted(m for m in committee.validators if not (drop_own_vote and m == insider))
+    votes = tuple(replace(template, validator=m, proposal_hash=own.proposal_hash, signature=b"").signed_by(IDS[m])
+                  for m in voters)
     block = replace(chain[2], contributor=insider, quality_votes=votes,
                     payload={**chain[2].payload, "proposal": own.to_dict()})
-    bad = recertify(block, sorted(committee.validators))
-    with pytest.raises(InvalidBlockError, match="proposer is a validator of its own candidate"):
+    return state, committee, recertify(block, sorted(committee.validators))
+
+
+def test_the_proposer_is_never_its_own_validator(chain):
+    state, committee, bad = _insider_block(chain, drop_own_vote=False)
+    with pytest.raises(InvalidBlockError, match="on its own candidate"):
         verify_block(state, bad, check_certificate)
+
+
+def test_a_validator_may_propose_as_the_last_fallback_and_the_others_decide(chain):
+    state, committee, block = _insider_block(chain, drop_own_vote=True)
+    # ranked after every member outside the committee
+    outside = [m for m in state.members if m not in committee.validators]
+    assert committee.proposer_rank(block.contributor) >= len(outside)
+    assert len(block.quality_votes) == committee.size - 1 and all(v.accept for v in block.quality_votes)
+    verify_block(state, block, check_certificate)  # k − 1 accepting votes still make a strict majority of k
+    # one of them turning to reject leaves no majority: the block cannot claim an increment
+    flipped = replace(block.quality_votes[0], accept=False, signature=b"").signed_by(IDS[block.quality_votes[0].validator])
+    bad = recertify(replace(block, quality_votes=(flipped,) + block.quality_votes[1:]), sorted(committee.validators))
+    with pytest.raises(InvalidBlockError, match="quality votes decide"):
+        verify_block(state, bad, check_certificate)
+
+
+def test_no_validator_proposes_in_a_committee_too_small_to_exclude_it():
+    setup = synthetic_coalition(4, 2, seed=3)
+    assert setup.coalition.run_until(1, 300)
+    state = verify_chain(setup.coalition.chain("m0")[:1], certificate_check=check_certificate)
+    committee = committee_for(state)
+    assert committee.size == 2 and not set(committee.proposers) & committee.validators
 
 
 def test_a_block_vote_for_another_block_does_not_count(chain):

@@ -71,7 +71,9 @@ def test_committee_draw_is_deterministic_weighted_without_replacement_and_exclud
     assert len(a.validators) == 4 and len(a.generals) == 4
     assert proposer_of(state, 1) == "m0" and a.proposers[0] == "m0"
     assert "m0" not in a.validators
-    assert not set(a.proposers) & a.validators
+    outside = [m for m in a.proposers if m not in a.validators]
+    assert set(a.proposers) == set(state.members)  # validators come last, as fallbacks of last resort
+    assert list(a.proposers[: len(outside)]) == outside and set(a.proposers[len(outside):]) == a.validators
     assert set(a.proposers) | a.validators == set(state.members)
 
 

@@ -84,3 +84,6 @@ def test_safety_snapshots_survive_a_file_round_trip(tmp_path, traffic):
     again = store.load()
     assert again is not None and again.to_bytes() == snap.to_bytes()
     assert (tmp_path / "safety.cbor").stat().st_mode & 0o077 == 0
+    # after a commit the snapshot of the next height keeps the head block's seal proof
+    assert again.head_proof is not None and again.head_proof.height == again.height - 1
+    assert again.head_proof.value == c.chain("m1")[again.height - 1].block_hash

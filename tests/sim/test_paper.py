@@ -11,6 +11,7 @@ from collections import Counter
 
 from tclearn.consensus.committee import committee_for
 from tclearn.consensus.certificate import check_certificate
+from tclearn.consensus.rules import g_scores
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.verify import verify_chain, verify_genesis
 from tclearn.sim.build import make_genesis, make_identities, synthetic_coalition
@@ -151,7 +152,11 @@ def test_validators_whose_g_score_differs_from_the_majority_are_flagged():
     setup = synthetic_coalition(7, 4, seed=seed, byzantine={"m3": {"lie-scores"}}, faults=SHORT)
     c = setup.coalition
     assert c.run_until(4, 500)
-    with_liar = [b for b in c.chain("m0")[1:] if "m3" in {v.validator for v in b.quality_votes}]
+    # m3 lies on the wire; a block it builds as general carries its own, honest vote
+    def lied(b) -> bool:
+        mine = [v for v in b.quality_votes if v.validator == "m3"]
+        return bool(mine) and any(g_scores(v) != g_scores(mine[0]) for v in b.quality_votes if v.validator != "m3")
+    with_liar = [b for b in c.chain("m0")[1:] if lied(b)]
     assert with_liar
     assert all(b.payload["flagged"] == ["m3"] for b in with_liar)
     assert all(b.payload["flagged"] == [] for b in c.chain("m0")[1:] if b not in with_liar)
@@ -184,4 +189,23 @@ def test_the_same_blocks_are_committed_with_messages_on_the_wire():
     assert c.run_until(3, 600)
     assert c.network.stats.bytes > 0
     same_chains(c, c.members)
+    assert not c.monitor.violations
+
+
+def test_a_validator_with_data_proposes_when_every_member_outside_the_committee_passes():
+    # only m4 has anything to train on; at heights where it is drawn as a validator the members outside
+    # the committee all pass, and the height used to stall for good
+    setup = synthetic_coalition(5, 3, seed=5, no_trainer=("m0", "m1", "m2", "m3"))
+    c = setup.coalition
+    assert c.run_until(6, 3000)
+    chain = c.chain("m0")
+    state = verify_chain(chain, certificate_check=check_certificate)
+    assert state.height >= 6 and all(b.contributor == "m4" for b in chain[1:])
+    inside = []
+    for i, b in enumerate(chain[1:], 1):
+        committee = committee_for(verify_chain(chain[:i], certificate_check=check_certificate))
+        if "m4" in committee.validators:
+            inside.append(i)
+            assert "m4" not in {v.validator for v in b.quality_votes}  # never its own validator
+    assert inside, "no height drew m4 as a validator: pick another seed"
     assert not c.monitor.violations

@@ -105,8 +105,6 @@ def check_block_content(state: ChainState, block: Block, committee: Committee, v
         proposal = Proposal.from_dict(block.payload.get("proposal"))
     except EncodingError as exc:
         raise _fail(block, f"bad proposal: {exc}") from None
-    if proposal.proposer in committee.validators:
-        raise _fail(block, "the proposer is a validator of its own candidate")
     if committee.proposer_rank(proposal.proposer) < 0:
         raise _fail(block, f"{proposal.proposer} may not propose at height {block.index}")
     proposal_hash = proposal.proposal_hash
@@ -126,6 +124,8 @@ def check_block_content(state: ChainState, block: Block, committee: Committee, v
             raise _fail(block, f"quality vote by {qv.validator}, not a validator of this height")
         if qv.validator in seen:
             raise _fail(block, f"two quality votes by {qv.validator}")
+        if qv.validator == proposal.proposer:
+            raise _fail(block, f"quality vote by {qv.validator} on its own candidate")
         if qv.validator in convicted:
             raise _fail(block, f"quality vote by {qv.validator}, who equivocated")
         seen.add(qv.validator)

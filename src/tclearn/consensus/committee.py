@@ -19,8 +19,14 @@ uses no floats and no random module: only integers and SHA-256.
   general of round r is `generals[r mod k]`.
 * **Fallback proposers.** The members outside the committee, in turn order
   starting at the scheduled proposer: if it stays silent, the next one may
-  propose after a timeout. None of them is a validator of the height, so the
-  proposer is never its own validator whoever ends up proposing.
+  propose after a timeout. Then, as a last resort and only when the committee
+  has at least `MIN_SELF_EXCLUDING_COMMITTEE` validators, the committee's own
+  members in the same turn order: a validator who proposes never evaluates or
+  votes on its own candidate (its quality vote would not count, and a block
+  carrying one fails its certificate), so the others decide it by the same
+  strict majority of k. Without this, a height whose outside members all
+  have nothing to propose (data spent, or an on-demand node nobody asked)
+  stalls for good while a validator still has data.
 
 The grinding the parent's general could attempt (choosing among a few
 timestamps or vote subsets to shape the parent hash) is a known limit of a
@@ -37,8 +43,11 @@ from tclearn.consensus.rules import quorum, skip_threshold
 from tclearn.errors import ConsensusError
 from tclearn.ledger.state import ChainState
 
+# a validator may propose (as a last resort) only where the k − 1 others can still form a strict majority of k
+MIN_SELF_EXCLUDING_COMMITTEE = 3
+
 __all__ = [
-    "Committee", "HashStream", "committee_for", "committee_seed", "draw_committee", "proposer_of",
+    "MIN_SELF_EXCLUDING_COMMITTEE", "Committee", "HashStream", "committee_for", "committee_seed", "draw_committee", "proposer_of",
     "seeded_permutation", "weighted_sample",
 ]
 
@@ -141,7 +150,7 @@ class Committee:
     height: int
     validators: frozenset[str]
     generals: tuple[str, ...]  # general of round r: generals[r % k]
-    proposers: tuple[str, ...]  # scheduled proposer first, then fallbacks (none is a validator)
+    proposers: tuple[str, ...]  # scheduled proposer first, then outside fallbacks, then validators (last resort)
 
     @property
     def size(self) -> int:
@@ -192,4 +201,6 @@ def committee_for(state: ChainState, height: int | None = None) -> Committee:
     start = members.index(proposer)
     rotation = members[start:] + members[:start]
     proposers = tuple(m for m in rotation if m not in chosen)
+    if k >= MIN_SELF_EXCLUDING_COMMITTEE:
+        proposers += tuple(m for m in rotation if m in chosen)
     return Committee(height=h, validators=chosen, generals=tuple(generals), proposers=proposers)

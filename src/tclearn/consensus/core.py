@@ -121,6 +121,10 @@ class MemberCore:
         self._catch_up_tick = -10**9
         self._status_tick = 0
         self.work = self._new_work(snapshot)
+        proof = self.work.head_proof
+        if proof is not None and proof.height == state.height and proof.value == state.head_hash:
+            # restarted: we can still prove the head block to members that lag at its height
+            self.recent[state.height] = (None, proof, -10**9)
 
     # --- queries -----------------------------------------------------------------
     @property
@@ -231,7 +235,8 @@ class MemberCore:
         if isinstance(m, AttestRequest):
             if m.height in self.recent:
                 block, proof, _ = self.recent[m.height]
-                self.out.append(Send((sender,), CommittedMsg(m.height, block.block_hash, None, proof)))
+                block_hash = block.block_hash if block is not None else proof.value
+                self.out.append(Send((sender,), CommittedMsg(m.height, block_hash, None, proof)))
             elif m.height <= self.state.height:
                 self.out.append(ServeHead(sender, m.height))
             return
@@ -301,6 +306,9 @@ class MemberCore:
         block, proof, committed_tick = self.recent[height]
         if self.tick - committed_tick < self.params.resend_ticks // 2:
             return  # messages still in flight when we committed: the sender is not lagging (yet)
+        if block is None:  # after a restart we hold the proof; the block comes by catch-up
+            self.out.append(Send((sender,), CommittedMsg(height, proof.value, None, proof)))
+            return
         self.out.append(Send((sender,), CommittedMsg(height, block.block_hash, block, proof)))
 
     def _after_commit(self) -> None:
@@ -315,6 +323,9 @@ class MemberCore:
                 self.recent.popitem(last=False)
             self.state = new_state
             self.work = self._new_work()
+            if self.recent[block.index][1] is not None:  # keep the head's seal proof across a restart
+                self.work.head_proof = self.recent[block.index][1]
+                self.work.dirty = True
             self._renew_requests(block)
             self.work.begin()
             buffered, self.future = list(self.future), deque(maxlen=self.params.future_buffer_max)

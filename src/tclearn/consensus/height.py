@@ -91,9 +91,11 @@ class HeightWork(CandidateWork, CertifyWork):
 
     def snapshot(self) -> SafetySnapshot:
         instances = {i.name: i.snapshot() for i in (self.block_inst, self.seal_inst) if i is not None and i.started}
-        return SafetySnapshot(self.h, self.my_proposal, tuple(self.my_qvs.values()), self.my_bv, instances)
+        return SafetySnapshot(self.h, self.my_proposal, tuple(self.my_qvs.values()), self.my_bv, instances,
+                              head_proof=self.head_proof)
 
     def _restore(self, snap: SafetySnapshot) -> None:
+        self.head_proof = snap.head_proof
         self.my_proposal = snap.proposal
         if snap.proposal is not None:
             self.train_asked = True

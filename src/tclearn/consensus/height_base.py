@@ -59,6 +59,7 @@ class HeightBase:
         self.my_rank = committee.proposer_rank(self.me)
         self.out: list[Action] = []
         self.dirty = False
+        self.head_proof: Any = None  # seal proof of the parent block, kept in the safety snapshot
         self.evidence_count = 0
         self._cert_check = make_certificate_check(verifier)
         # proposals and quality votes

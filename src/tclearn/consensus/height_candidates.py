@@ -73,7 +73,9 @@ class CandidateWork(HeightBase):
         ).signed_by(self.identity)
         self.my_proposal = proposal
         self.dirty = True
-        self._send(tuple(self.committee.generals), ProposalMsg(proposal))
+        self._send(tuple(m for m in self.committee.generals if m != self.me), ProposalMsg(proposal))
+        if self.is_validator:  # a validator proposing as a last resort: keep it (others vote; we build blocks)
+            self._register_proposal(proposal)
 
     # --- proposals and quality votes ---------------------------------------------
     def _attempt(self) -> int:
@@ -116,6 +118,8 @@ class CandidateWork(HeightBase):
         if ph in self.evaluating or self.committed is not None:
             return
         p = self.proposals[ph]
+        if p.proposer == self.me:
+            return  # never our own validator
         if self.committee.proposer_rank(p.proposer) > self._attempt():
             self.waiting_turn[ph] = p
             return
@@ -130,7 +134,7 @@ class CandidateWork(HeightBase):
     def on_evaluated(self, ph: str, scores: PairedScores | None) -> None:
         """Our evaluation of a candidate; None when its model is invalid (we vote reject)."""
         p = self.proposals.get(ph)
-        if p is None or ph in self.my_qvs or not self.is_validator:
+        if p is None or ph in self.my_qvs or not self.is_validator or p.proposer == self.me:
             return
         if scores is None:
             accept, measured = False, {"invalid_model": 1.0}
@@ -156,6 +160,9 @@ class CandidateWork(HeightBase):
             return
         if vote.proposal_hash != ph or vote.model_hash != p.model_hash or vote.height != self.h:
             self._evidence("invalid-message", sender, "quality vote for another candidate")
+            return
+        if vote.validator == p.proposer:
+            self._evidence("invalid-message", sender, "quality vote on its own candidate")
             return
         if not self.verifier.verify_record(vote, self.state.public_key(sender)):
             self._evidence("invalid-message", sender, "quality vote signature does not verify")

@@ -7,6 +7,13 @@ another block, a second proposal. The core hands the driver a new snapshot
 (`PersistSafety`) before the messages it covers; on restart the driver hands
 the last snapshot back. A snapshot for a height the chain has already passed
 is stale and ignored.
+
+It also keeps `head_proof`, the seal certificate of the block before its
+height (written right after that block is committed): the block's own
+certificate fixes its content but not which vote set it carries, so a member
+that lags at that height needs the proof from someone who committed it. Lost
+in a restart, it left laggards waiting for a seal agreement whose other
+validators had moved on (a stall the fault simulation found).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, Mapping
 from tclearn.errors import ConsensusError, EncodingError, InvalidBlockError
 from tclearn.ledger.block import Block
 from tclearn.ledger.encoding import canonical_bytes, decode
+from tclearn.consensus.votes import VoteCertificate
 from tclearn.ledger.records import BlockVote, Proposal, QualityVote
 
 __all__ = ["SafetySnapshot", "InstanceSnapshot"]
@@ -67,9 +75,11 @@ class SafetySnapshot:
     quality_votes: tuple[QualityVote, ...] = ()
     block_vote: BlockVote | None = None
     instances: dict[str, InstanceSnapshot] = field(default_factory=dict)
+    head_proof: VoteCertificate | None = None  # seal proof of block height − 1
 
     def to_bytes(self) -> bytes:
         return canonical_bytes({
+            "head_proof": None if self.head_proof is None else self.head_proof.to_wire(),
             "height": self.height,
             "proposal": None if self.proposal is None else self.proposal.to_dict(),
             "quality_votes": [v.to_dict() for v in self.quality_votes],
@@ -87,6 +97,7 @@ class SafetySnapshot:
                 quality_votes=tuple(QualityVote.from_dict(v) for v in d["quality_votes"]),
                 block_vote=None if d["block_vote"] is None else BlockVote.from_dict(d["block_vote"]),
                 instances={name: InstanceSnapshot.from_dict(i) for name, i in d["instances"].items()},
+                head_proof=None if d.get("head_proof") is None else VoteCertificate.from_wire(d["head_proof"]),
             )
         except (EncodingError, InvalidBlockError, KeyError, TypeError, ValueError) as exc:
             raise ConsensusError(f"safety snapshot is corrupt: {exc}") from None
