@@ -63,6 +63,15 @@ MAX_DROP = 0.01
 COLLUDE_ATTACKS = ("label-flip", "sign-flip", "scale")
 # (label, partners, malicious)
 FRACTIONS = [("0%", 5, 0), ("20%", 5, 1), ("40%", 5, 2), ("0%/10", 10, 0), ("30%/10", 10, 3)]
+# colluding validators beyond the committee's bound: with k = 3, two colluders on a committee are its
+# majority (k = 3 tolerates no faulty validator); these fractions rerun the 10-partner collusion case
+# with k = 7 (safe while fewer than 7/3 of the committee collude in a round). Only clean and collusion jobs.
+WIDE_COMMITTEE = 7
+WIDE_FRACTIONS = [("0%/10 k7", 10, 0), ("30%/10 k7", 10, 3)]
+
+
+def committee_of(label: str) -> int:
+    return WIDE_COMMITTEE if label.endswith(" k7") else COMMITTEE
 SPLITS = ("iid", "non-iid")
 BASELINES = ("none", "fedavg", "krum", "multi-krum", "median", "trimmed-mean", "fltrust")
 KEY = b"bench-attacks-key"[:16]
@@ -74,7 +83,8 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[
     label, n, m, attack, split, seed, collude = args
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        run = run_coalition(DemoOptions(task=TASK, partners=n, rounds=ROUNDS, committee=COMMITTEE, lam=LAM, seed=seed,
+        run = run_coalition(DemoOptions(task=TASK, partners=n, rounds=ROUNDS, committee=committee_of(label), lam=LAM,
+                                        seed=seed,
                                         out=Path(tmp), malicious=m, attack=attack, centralized=False, split=split,
                                         collude=collude, max_drop=MAX_DROP))
     props = run.proposals
@@ -83,7 +93,7 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[
     honest = [b for b in props if not b.malicious]
     return {
         "system": "tclearn", "fraction": label, "partners": n, "malicious_count": m, "attack": attack, "split": split,
-        "seed": seed, "collude": collude, "final_score": run.final_score, "initial_score": run.initial_score,
+        "seed": seed, "collude": collude, "committee": committee_of(label), "final_score": run.final_score, "initial_score": run.initial_score,
         "head_scores": [b.head_score for b in run.blocks],
         "kinds": [b.kind for b in run.blocks],
         "proposals": len(props), "accepted": run.accepted, "rejected": run.rejected,
@@ -254,6 +264,8 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=None)
     ap.add_argument("--baseline-splits", nargs="+", default=None)
     ap.add_argument("--ten", action="store_true", help="also run 30%% as 3 of 10 partners (and its clean reference)")
+    ap.add_argument("--wide-committee", action="store_true",
+                    help=f"with --ten: also run the 10-partner collusion jobs with committee {WIDE_COMMITTEE}")
     ap.add_argument("--resume", type=Path, default=None, help="results JSON list of finished jobs to keep and skip")
     ap.add_argument("--from-partial", action="store_true", help="only summarise <out>.partial.json (an interrupted run)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/attacks.json"))
@@ -275,6 +287,10 @@ def main() -> None:
                             continue
                         for method in BASELINES:
                             jobs.append(("baseline", (method, label, n, m, attack, split, seed)))
+            if a.ten and a.wide_committee and not a.no_collude:
+                for label, n, m in WIDE_FRACTIONS:
+                    for attack in ([None] if m == 0 else [x for x in attacks if x in COLLUDE_ATTACKS]):
+                        jobs.append(("tclearn", (label, n, m, attack, split, seed, m > 0)))
     # TCLearn first (slowest), then baselines
     jobs.sort(key=lambda j: (j[0] != "tclearn", j[1][-2] if j[0] == "baseline" else ""))
     if a.from_partial:
@@ -301,9 +317,10 @@ def main() -> None:
 
     # derived metrics vs the clean run of the same split / partner count / seed
     tc = [r for r in results if r.get("system") == "tclearn" and "error" not in r]
-    clean = {(r["split"], r["partners"], r["seed"]): r for r in tc if r["malicious_count"] == 0}
+    clean = {(r["split"], r["partners"], r.get("committee", COMMITTEE), r["seed"]): r
+             for r in tc if r["malicious_count"] == 0}
     for r in tc:
-        c = clean.get((r["split"], r["partners"], r["seed"]))
+        c = clean.get((r["split"], r["partners"], r.get("committee", COMMITTEE), r["seed"]))
         if c is None:
             continue
         r["clean_final_score"] = c["final_score"]
@@ -332,11 +349,20 @@ def main() -> None:
 
     summary: dict[str, Any] = {}
     for split in splits:
-        rows = [r for r in tc if r["split"] == split and not r.get("collude")]
+        wide = [r for r in tc if r["split"] == split and r.get("committee", COMMITTEE) != COMMITTEE]
+        narrow = [r for r in tc if r["split"] == split and r.get("committee", COMMITTEE) == COMMITTEE]
+        rows = [r for r in narrow if not r.get("collude")]
         le30 = [r for r in rows if r["malicious_count"] > 0 and r["fraction"] in ("20%", "30%/10")]
-        coll = [r for r in tc if r["split"] == split and r.get("collude")]
+        coll = [r for r in narrow if r.get("collude")]
         coll30 = [r for r in coll if r["fraction"] in ("20%", "30%/10")]
+        wide_coll = [r for r in wide if r.get("collude")]
         summary[split] = {
+            f"collude_committee_{WIDE_COMMITTEE}_within_2_points":
+                f"{sum(bool(r.get('within_2_points')) for r in wide_coll)}/{len(wide_coll)}",
+            f"collude_committee_{WIDE_COMMITTEE}_degrading_rejected_share":
+                _agg(wide_coll, "degrading_rejected", "degrading"),
+            f"collude_committee_{WIDE_COMMITTEE}_false_rejection_share":
+                _agg(wide_coll, "honest_rejected", "honest_proposals"),
             "within_2_points_le30": f"{sum(bool(r.get('within_2_points')) for r in le30)}/{len(le30)}",
             "within_2_points_of_honest_only_le30":
                 f"{sum(bool(r.get('within_2_points_of_honest_only')) for r in le30)}/"
@@ -351,12 +377,14 @@ def main() -> None:
             "false_rejection_share_clean": _agg([r for r in rows if r["malicious_count"] == 0], "honest_rejected", "honest_proposals"),
         }
     out = {
-        "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
+        "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "wide_committee": WIDE_COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
         "max_drop": MAX_DROP,
         "notes": ["30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds 14",
                   "degrading: candidate score on G more than 0.01 below the head's (or invalid candidate)",
                   "honest-only reference: the 'lazy' run of the same fraction (lazy candidates are refused)",
                   "collude: malicious partners drawn as validators forge votes (tclearn.demo.partners.CollusiveEvaluator)",
+                  f"fractions ending ' k{WIDE_COMMITTEE}': committee {WIDE_COMMITTEE} instead of {COMMITTEE} "
+                  "(clean and collusion runs only)",
                   "baselines: all partners train every round from the global model on fresh 96-sample batches until "
                   "a pool runs out (5 partners: 3 rounds = 15 increments); 'none' = cyclic weight transfer, 14 increments",
                   "fltrust root set: 50 samples drawn from the pooled training data (seeded)",

@@ -22,8 +22,13 @@ from statistics import mean
 from typing import Any
 
 FRACTIONS = [("20%", "20%"), ("30%/10", "30% (3 of 10)"), ("40%", "40%")]
+WIDE = ("30%/10 k7", "30% (3 of 10), k = 7")
 SPLITS = ["iid", "non-iid"]
-CLEAN_OF = {"20%": "0%", "40%": "0%", "30%/10": "0%/10"}
+CLEAN_OF = {"20%": "0%", "40%": "0%", "30%/10": "0%/10", "30%/10 k7": "0%/10 k7"}
+
+
+def _wide(r: dict[str, Any]) -> bool:
+    return r["fraction"].endswith(" k7")
 BASELINES = ["none", "fedavg", "krum", "multi-krum", "median", "trimmed-mean", "fltrust"]
 LE30 = ("20%", "30%/10")
 
@@ -45,7 +50,8 @@ def score_table(runs: list[dict[str, Any]]) -> str:
         cell[(str(r["attack"]), bool(r.get("collude")), r["fraction"], r["split"])].append(r["final_score"])
     attacks = sorted({str(r["attack"]) for r in tc if r["attack"]}, key=lambda a: ATTACK_ORDER.index(a)
                      if a in ATTACK_ORDER else 99)
-    cols = [(fr, name, sp) for sp in SPLITS for fr, name in FRACTIONS]
+    fractions = FRACTIONS + ([WIDE] if any(_wide(r) for r in tc) else [])
+    cols = [(fr, name, sp) for sp in SPLITS for fr, name in fractions]
     head = "| attack | " + " | ".join(f"{name} {sp}" for _, name, sp in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
 
@@ -78,16 +84,18 @@ def per_attack_table(runs: list[dict[str, Any]]) -> str:
     tc = [r for r in runs if r["system"] == "tclearn"]
     lines = ["| attack | split | degrading candidates rejected | honest increments rejected "
              "| rounds to 95 % of clean (mean; never) |", "|---|---|---|---|---|"]
-    keys = sorted({(str(r["attack"]), bool(r.get("collude"))) for r in tc},
-                  key=lambda k: (k[1], ATTACK_ORDER.index(k[0]) if k[0] in ATTACK_ORDER else -1))
-    for at, collude in keys:
+    keys = sorted({(str(r["attack"]), bool(r.get("collude")), _wide(r)) for r in tc},
+                  key=lambda k: (k[2], k[1], ATTACK_ORDER.index(k[0]) if k[0] in ATTACK_ORDER else -1))
+    for at, collude, wide in keys:
         for sp in SPLITS:
-            rows = [r for r in tc if str(r["attack"]) == at and bool(r.get("collude")) == collude and r["split"] == sp]
+            rows = [r for r in tc if str(r["attack"]) == at and bool(r.get("collude")) == collude
+                    and _wide(r) == wide and r["split"] == sp]
             if not rows:
                 continue
             r95 = [r.get("rounds_to_95pct_clean") for r in rows]
             reached = [x for x in r95 if x is not None]
-            label = "clean" if at == "None" else at + (" + colluding" if collude else "")
+            label = ("clean" if at == "None" else at + (" + colluding" if collude else "")) + (
+                ", 10 partners, k = 7" if wide else "")
             deg = (f"{sum(r['degrading_rejected'] for r in rows)} of {sum(r['degrading'] for r in rows)}"
                    if any(r["degrading"] for r in rows) else "none proposed")
             lines.append(f"| {label} | {sp} | {deg} | {sum(r['honest_rejected'] for r in rows)} of "
@@ -97,10 +105,12 @@ def per_attack_table(runs: list[dict[str, Any]]) -> str:
 
 
 def goal_lines(out: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    tc = [r for r in runs if r["system"] == "tclearn"]
+    tc = [r for r in runs if r["system"] == "tclearn" and not _wide(r)]
+    wide = [r for r in runs if r["system"] == "tclearn" and _wide(r) and r.get("collude")]
     lines = []
     for sp in SPLITS:
         rows = [r for r in tc if r["split"] == sp]
+        wrows = [r for r in wide if r["split"] == sp]
         plain = [r for r in rows if not r.get("collude")]
         coll = [r for r in rows if r.get("collude")]
         le30 = [r for r in plain if r["malicious_count"] and r["fraction"] in LE30]
@@ -123,6 +133,10 @@ def goal_lines(out: dict[str, Any], runs: list[dict[str, Any]]) -> str:
             f" with collusion {_share(coll, 'honest_rejected', 'honest_proposals')}",
             f"* of those (without collusion) that did *not* lower G by more than 1 point: "
             f"{_share(plain, 'honest_rejected_not_degrading', 'honest_proposals')}",
+            *([f"* colluding validators, 3 of 10, committee 7: degrading rejected "
+               f"{_share(wrows, 'degrading_rejected', 'degrading')}; within 2 points of clean "
+               f"{sum(bool(r.get('within_2_points')) for r in wrows)} of {len(wrows)}; honest rejected "
+               f"{_share(wrows, 'honest_rejected', 'honest_proposals')}"] if wrows else []),
             "",
         ]
     return "\n".join(lines)
