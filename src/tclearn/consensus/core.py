@@ -234,9 +234,7 @@ class MemberCore:
             return
         if isinstance(m, AttestRequest):
             if m.height in self.recent:
-                block, proof, _ = self.recent[m.height]
-                block_hash = block.block_hash if block is not None else proof.value
-                self.out.append(Send((sender,), CommittedMsg(m.height, block_hash, None, proof)))
+                self.out.append(Send((sender,), self._recent_committed(m.height, with_block=False)))
             elif m.height <= self.state.height:
                 self.out.append(ServeHead(sender, m.height))
             return
@@ -303,13 +301,15 @@ class MemberCore:
         if len(self._helped) > 4096:
             self._helped.clear()
         self._helped[(sender, height)] = self.tick
-        block, proof, committed_tick = self.recent[height]
-        if self.tick - committed_tick < self.params.resend_ticks // 2:
+        if self.tick - self.recent[height][2] < self.params.resend_ticks // 2:
             return  # messages still in flight when we committed: the sender is not lagging (yet)
-        if block is None:  # after a restart we hold the proof; the block comes by catch-up
-            self.out.append(Send((sender,), CommittedMsg(height, proof.value, None, proof)))
-            return
-        self.out.append(Send((sender,), CommittedMsg(height, block.block_hash, block, proof)))
+        self.out.append(Send((sender,), self._recent_committed(height, with_block=True)))
+
+    def _recent_committed(self, height: int, with_block: bool) -> CommittedMsg:
+        """What we know of a height we committed; after a restart only the proof (the block comes by catch-up)."""
+        block, proof, _ = self.recent[height]
+        block_hash = block.block_hash if block is not None else proof.value
+        return CommittedMsg(height, block_hash, block if with_block else None, proof)
 
     def _after_commit(self) -> None:
         """Move on while the current height is committed (buffered messages may commit the next one too)."""
@@ -318,13 +318,14 @@ class MemberCore:
             if self.work.rounds_used:
                 self.rounds_of[block.index] = self.work.rounds_used
             self.out.extend(self.work.drain())
-            self.recent[block.index] = (block, self.work.proof, self.tick)
+            proof = self.work.proof
+            self.recent[block.index] = (block, proof, self.tick)
             while len(self.recent) > 16:
                 self.recent.popitem(last=False)
             self.state = new_state
             self.work = self._new_work()
-            if self.recent[block.index][1] is not None:  # keep the head's seal proof across a restart
-                self.work.head_proof = self.recent[block.index][1]
+            if proof is not None:  # keep the head's seal proof across a restart
+                self.work.head_proof = proof
                 self.work.dirty = True
             self._renew_requests(block)
             self.work.begin()

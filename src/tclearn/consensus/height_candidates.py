@@ -73,7 +73,7 @@ class CandidateWork(HeightBase):
         ).signed_by(self.identity)
         self.my_proposal = proposal
         self.dirty = True
-        self._send(tuple(m for m in self.committee.generals if m != self.me), ProposalMsg(proposal))
+        self._send(self.peers, ProposalMsg(proposal))
         if self.is_validator:  # a validator proposing as a last resort: keep it (others vote; we build blocks)
             self._register_proposal(proposal)
 

@@ -29,7 +29,7 @@ from tclearn.attacks.data_attacks import poison_batch
 from tclearn.attacks import model_attacks
 from tclearn.consensus.height_candidates import Candidate
 from tclearn.data import DataPool, Dataset, merkle_root
-from tclearn.learning import HyperParams, ModelStore, Task, backtrack_to_floor, train_increment
+from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task, backtrack_to_floor, train_increment
 from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
 from tclearn.quality import PairedScores
@@ -117,7 +117,7 @@ class PartnerTrainer:
         self.member_id, self.task, self.pool, self.evaluator, self.store = member_id, task, pool, evaluator, store
         # the coalition's max_drop on G; None: propose without checking first (attackers never check)
         self.self_check_floor = self_check_floor if attack is None else None
-        self.self_checks: list[Any] = []  # one SelfCheck per proposal, for reports and tests
+        self.self_checks: list[SelfCheck] = []  # one per proposal, for reports and tests
         self.hp, self.seed, self.registry, self.roots, self.timer = hp, seed, registry, roots, timer
         self.attack = attack
         self.key = key
