@@ -223,6 +223,12 @@ class SQLiteChainStore(ChainStore):
     def blocks_from(self, start: int) -> list[Block]:
         return list(self._blocks_between(max(0, start), self.height()))
 
+    def blocks_range(self, start: int, count: int) -> list[Block]:
+        """At most `count` blocks from index `start`: one ranged SELECT, only those rows decoded."""
+        start = max(0, start)
+        end = min(self.height(), start + count - 1)
+        return list(self._blocks_between(start, end)) if count > 0 else []
+
     def _blocks_between(self, start: int, end: int) -> Iterator[Block]:
         """Blocks start..end in order, read in batches; a gap is a damaged store."""
         expected = start

@@ -58,6 +58,11 @@ class ChainStore(abc.ABC):
     def blocks_from(self, start: int) -> list[Block]:
         return [self.get(i) for i in range(max(0, start), self.height() + 1)]
 
+    def blocks_range(self, start: int, count: int) -> list[Block]:
+        """At most `count` blocks from index `start` (fewer at the head); reads only those."""
+        start = max(0, start)
+        return [self.get(i) for i in range(start, min(self.height() + 1, start + max(0, count)))]
+
     def close(self) -> None:
         """Release resources (no-op for memory)."""
 

@@ -50,6 +50,10 @@ from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
 __all__ = ["MemberDriver", "PendingWork"]
 
 EVALUATION_RETRY_TICKS = 20
+# An evaluation that keeps failing with "not yet" (a model no peer serves) is retried this many
+# times, then counts as failed (the member votes reject); it is dropped as soon as its height is
+# committed. Before, one bogus proposal became a fetch every 2 s for good.
+EVALUATION_RETRIES_MAX = 3
 
 
 def _rebuild(store: ChainStore, genesis: Block | None, verify: bool, verifier: SignatureVerifier) -> ChainState:
@@ -118,6 +122,7 @@ class MemberDriver:
         self.messages_sent = 0
         self._work: deque[Action] = deque()
         self._retry: list[tuple[int, Evaluate]] = []
+        self._attempts: dict[tuple[int, str], int] = {}  # (height, proposal hash) -> failed evaluations
         state = _rebuild(store, genesis, verify_on_start, self.verifier)
         self.core = MemberCore(identity, state, params=params, verifier=self.verifier,
                                snapshot=self.safety.load(), now_ms=clock.now_ms())
@@ -159,8 +164,9 @@ class MemberDriver:
         """One timer tick (the caller decides how long a tick is)."""
         self._run(self.core.on_tick(self.clock.now_ms()))
         if self._retry:
-            due = [e for t, e in self._retry if t <= self.core.tick]
-            self._retry = [(t, e) for t, e in self._retry if t > self.core.tick]
+            live = [(t, e) for t, e in self._retry if e.height > self.core.height]  # work expires with its height
+            due = [e for t, e in live if t <= self.core.tick]
+            self._retry = [(t, e) for t, e in live if t > self.core.tick]
             self._work.extend(due)
             self._drain_work()
 
@@ -190,6 +196,8 @@ class MemberDriver:
         """The next evaluation or training the core asked for (None: nothing to do)."""
         while self._work:
             action = self._work.popleft()
+            if isinstance(action, (Evaluate, Train)) and action.height <= self.core.height:
+                continue  # its height is committed: the work expired
             if isinstance(action, Evaluate) and self.evaluator is not None:
                 return PendingWork(action)
             if isinstance(action, Train) and self.trainer is not None:
@@ -223,9 +231,18 @@ class MemberDriver:
         """Hand the result of `compute_work` to the core and carry out what it answers."""
         action = work.action
         kind, value = outcome
+        if action.height <= self.core.height:  # committed meanwhile: nobody waits for this result
+            return
         if kind == "retry":
-            self._retry.append((self.core.tick + EVALUATION_RETRY_TICKS, action))  # type: ignore[arg-type]
-        elif isinstance(action, Evaluate):
+            assert isinstance(action, Evaluate)
+            key = (action.height, action.proposal_hash)
+            self._attempts = {k: n for k, n in self._attempts.items() if k[0] > self.core.height}
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            if self._attempts[key] <= EVALUATION_RETRIES_MAX:
+                self._retry.append((self.core.tick + EVALUATION_RETRY_TICKS, action))
+                return
+            kind, value = "scores", None  # still not found after the retries: the evaluation failed, vote reject
+        if isinstance(action, Evaluate):
             self._execute(self.core.on_evaluated(action.height, action.proposal_hash, value, self.clock.now_ms()))
         else:
             self._execute(self.core.on_trained(action.height, value, self.clock.now_ms()))
@@ -252,7 +269,7 @@ class MemberDriver:
             elif isinstance(action, (Evaluate, Train)):
                 self._work.append(action)
             elif isinstance(action, ServeBlocks):
-                blocks = self.store.blocks_from(action.from_index)[: action.max_count]
+                blocks = self.store.blocks_range(action.from_index, action.max_count)
                 if blocks:
                     self.transport.send(action.to, BlocksResponse(tuple(blocks)))
             elif isinstance(action, ServeHead):
