@@ -57,4 +57,4 @@ def test_propose_to_a_stopped_node_fails_clearly(tmp_path: Path) -> None:
     out = tmp_path / "c"
     setup_coalition(out, 2, task="digits", seed=6)
     r = CliRunner().invoke(app, ["node", "propose", "--config", str(out / "nodes" / "m0" / "node.toml")])
-    assert r.exit_code == 1 and "did not answer" in r.output
+    assert r.exit_code == 5 and "did not answer" in r.output  # EXIT_TRANSPORT (tclearn.cli.errors)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import typer
 
+from tclearn.cli.errors import EXIT_TRANSPORT, EXIT_USAGE, fail, handle_errors
+
 app = typer.Typer(help="Start, inspect and stop a local coalition of node processes.", no_args_is_help=True)
 
 
 @app.command("up")
+@handle_errors
 def up(
     partners: int = typer.Option(4, "--partners", min=2, help="Members (one process each)."),
     out: Path = typer.Option(..., "--out", file_okay=False, help="Directory for keys, configs, chains, logs."),
@@ -22,31 +25,35 @@ def up(
                                 help="When nodes propose: turn (whenever their turn comes), on-demand "
                                      "(after `tclearn node propose`), never."),
 ) -> None:
-    """Write the CA, certificates, identities, genesis and node.toml files, then start the nodes."""
+    """Write the CA, certificates, identities, genesis and node.toml files, then start the nodes.
+
+    A setup that fails leaves nothing behind (so a rerun works). Exit codes: 0 every node answered,
+    2 bad options or `--out` already holds a coalition, 5 not every node answered within --wait.
+    """
     from tclearn.node import setup_coalition, start_nodes, wait_for_height
 
     try:
         setup_coalition(out, partners, task=task, seed=seed, committee=committee or None, propose=propose)
     except (FileExistsError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), EXIT_USAGE)
     pids = start_nodes(out)
     ok = wait_for_height(out, 0, wait) if wait else True
     for m, pid in pids.items():
         typer.echo(f"{m}\tpid {pid}")
     if not ok:
-        typer.echo(f"warning: not every node answered within {wait:.0f} s; see {out}/nodes/*/stdout.log", err=True)
-        raise typer.Exit(1)
+        fail(f"not every node answered within {wait:.0f} s; see {out}/nodes/*/stdout.log", EXIT_TRANSPORT)
 
 
 @app.command("status")
+@handle_errors
 def status(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="The directory of `coalition up`."),
     as_json: bool = typer.Option(False, "--json", help="JSON list on stdout."),
 ) -> None:
     """Each node's head block (height and hash), url and credentials."""
-    from tclearn.node import coalition_status
+    from tclearn.node import coalition_status, require_coalition
 
+    require_coalition(directory)
     rows = coalition_status(directory)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -58,12 +65,14 @@ def status(
 
 
 @app.command("down")
+@handle_errors
 def down(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="The directory of `coalition up`."),
     grace: float = typer.Option(5.0, "--grace", min=0.0, help="Seconds between SIGTERM and SIGKILL."),
 ) -> None:
-    """Stop every node: SIGTERM, then SIGKILL after the grace period."""
-    from tclearn.node import stop_nodes
+    """Stop every node: SIGTERM, then SIGKILL after the grace period (exit 2: no coalition in DIRECTORY)."""
+    from tclearn.node import require_coalition, stop_nodes
 
-    stop_nodes(directory, grace_s=grace)
-    typer.echo("stopped")
+    require_coalition(directory)
+    stopped = stop_nodes(directory, grace_s=grace)
+    typer.echo(f"stopped {stopped} node{'s' if stopped != 1 else ''}" if stopped else "no node was running")

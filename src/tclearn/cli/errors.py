@@ -29,6 +29,9 @@ code  meaning
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 
+`tclearn node propose --wait` exits with 30 when no block recorded the
+increment in time (`EXIT_WAIT_TIMEOUT`; the request stays queued).
+
 The most specific class wins (an `InvalidBlockError` is a `LedgerError` but
 exits with 1). A sub-command may give a subclass of its own a more specific
 code with `register_exit_code`; codes 20-39 are left for that.
@@ -60,7 +63,7 @@ from tclearn.errors import (
 
 __all__ = [
     "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_STORE", "EXIT_IDENTITY", "EXIT_TRANSPORT",
-    "EXIT_LEARNING", "EXIT_PROTOCOL", "EXIT_OTHER", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
+    "EXIT_LEARNING", "EXIT_PROTOCOL", "EXIT_OTHER", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_WAIT_TIMEOUT",
     "exit_code_for", "register_exit_code", "handle_errors", "fail", "one_line",
 ]
 
@@ -75,6 +78,7 @@ EXIT_PROTOCOL = 7
 EXIT_OTHER = 9
 EXIT_INTERNAL = 10
 EXIT_INTERRUPTED = 130
+EXIT_WAIT_TIMEOUT = 30
 
 _CODES: dict[type[BaseException], int] = {
     InvalidBlockError: EXIT_INVALID,

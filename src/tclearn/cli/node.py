@@ -9,10 +9,13 @@ from typing import Any
 
 import typer
 
+from tclearn.cli.errors import EXIT_TRANSPORT, EXIT_WAIT_TIMEOUT, fail, handle_errors
+
 app = typer.Typer(help="Run and inspect one coalition member's node.", no_args_is_help=True)
 
 
 @app.command("serve")
+@handle_errors
 def serve(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
     max_seconds: float = typer.Option(0.0, "--max-seconds", min=0.0, help="Stop after this long (0: run until SIGTERM)."),
@@ -36,6 +39,7 @@ def _self_client(config: Path) -> tuple[Any, Any]:
 
 
 @app.command("propose")
+@handle_errors
 def propose(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
     wait: float = typer.Option(0.0, "--wait", min=0.0,
@@ -45,21 +49,19 @@ def propose(
 
     Authenticated with the node's own certificate: only its operator can ask.
     With --wait, prints the block (increment or rejected) that records it.
-    Exit codes: 0 queued (or recorded), 1 node unreachable or refused, 2 timed out waiting.
+    Exit codes: 0 queued (or recorded), 2 bad config, 5 node unreachable or refused,
+    30 no block within --wait (the request stays queued); see `tclearn.cli.errors`.
     """
     cfg, client = _self_client(config)
     try:
         before = client.get_json("/v1/status").get("propose", {})
         response = client.post_json("/v1/propose", {})
         answer = response.json()
-        if not response.ok:
-            typer.echo(f"error: node {cfg.member_id} refused: {answer.get('error', answer)}", err=True)
-            raise typer.Exit(1)
-    except typer.Exit:
-        raise
     except Exception as exc:
-        typer.echo(f"error: node {cfg.member_id} at {cfg.url} did not answer: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"node {cfg.member_id} at {cfg.url} did not answer: {exc}", EXIT_TRANSPORT)
+    if not response.ok:
+        fail(f"node {cfg.member_id} refused: {answer.get('error', answer) if isinstance(answer, dict) else answer}",
+             EXIT_TRANSPORT)
     typer.echo(json.dumps(answer))
     if not wait:
         return
@@ -74,18 +76,18 @@ def propose(
         if int(state.get("own_blocks", 0)) > seen and state.get("last_own_block"):
             typer.echo(json.dumps({"recorded": state["last_own_block"]}))
             return
-    typer.echo(f"error: no block from {cfg.member_id} within {wait:g} s (the request stays queued)", err=True)
-    raise typer.Exit(2)
+    fail(f"no block from {cfg.member_id} within {wait:g} s (the request stays queued)", EXIT_WAIT_TIMEOUT)
 
 
 @app.command("status")
+@handle_errors
 def status(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
 ) -> None:
     """Ask a running node (as itself, over mutual TLS) for its head block and round."""
     cfg, client = _self_client(config)
     try:
-        typer.echo(json.dumps(client.get_json("/v1/status"), indent=2))
+        answer = client.get_json("/v1/status")
     except Exception as exc:
-        typer.echo(f"error: node {cfg.member_id} at {cfg.url} did not answer: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"node {cfg.member_id} at {cfg.url} did not answer: {exc}", EXIT_TRANSPORT)
+    typer.echo(json.dumps(answer, indent=2))

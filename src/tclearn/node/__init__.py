@@ -6,10 +6,10 @@
 """
 
 from tclearn.node.coalition import (
-    chains, coalition_status, kill_node, load_configs, node_status, run_network_coalition, setup_coalition,
-    start_node, start_nodes, stop_nodes, wait_for_height,
+    chains, coalition_status, kill_node, load_configs, node_status, require_coalition, run_network_coalition,
+    setup_coalition, start_node, start_nodes, stop_nodes, wait_for_height,
 )
 from tclearn.node.config import NodeConfig, PeerInfo
 
 __all__ = ["NodeConfig", "PeerInfo", "chains", "coalition_status", "kill_node", "load_configs", "node_status",
-           "run_network_coalition", "setup_coalition", "start_node", "start_nodes", "stop_nodes", "wait_for_height"]
+           "require_coalition", "run_network_coalition", "setup_coalition", "start_node", "start_nodes", "stop_nodes", "wait_for_height"]

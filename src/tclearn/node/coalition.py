@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tclearn.errors import ConfigError, LearningError
 from tclearn.ledger.block import Block
 from tclearn.node.config import PROPOSE_MODES, NodeConfig, PeerInfo
 
 __all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "kill_node", "coalition_status",
-           "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains"]
+           "require_coalition", "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains"]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -44,12 +46,12 @@ def _free_ports(n: int) -> list[int]:
 def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits", seed: int = 0,
                     committee: int | None = None, lam: float = 0.95, tick_ms: int = 100,
                     ports: list[int] | None = None, propose: str = "turn") -> list[NodeConfig]:
-    """CA, member certificates, Ed25519 identities, genesis and one `node.toml` per member."""
-    from tclearn.identity import Identity, save_identity
-    from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
-    from tclearn.learning import get_task, model_hash
-    from tclearn.node.runtime import partner_data
-    from tclearn.pki import init_ca, issue_member
+    """CA, member certificates, Ed25519 identities, genesis and one `node.toml` per member.
+
+    All or nothing: if any step fails, what this call created under `out_dir` is removed
+    (the folder itself too if it did not exist), so that a rerun starts clean.
+    """
+    from tclearn.learning import get_task
 
     out = Path(out_dir).absolute()
     if (out / "coalition.json").exists():
@@ -58,6 +60,31 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
         raise ValueError("a coalition needs at least 2 partners")
     if propose not in PROPOSE_MODES:
         raise ValueError(f"propose must be one of {', '.join(PROPOSE_MODES)}")
+    try:
+        get_task(task)
+    except LearningError as exc:
+        raise ValueError(str(exc)) from None
+    existed = out.exists()
+    before = set(out.iterdir()) if existed else set()
+    try:
+        return _setup(out, partners, task, seed, committee, lam, tick_ms, ports, propose)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for path in set(out.iterdir()) - before:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
+def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None, lam: float, tick_ms: int,
+           ports: list[int] | None, propose: str) -> list[NodeConfig]:
+    from tclearn.identity import Identity, save_identity
+    from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
+    from tclearn.learning import get_task, model_hash
+    from tclearn.node.runtime import partner_data
+    from tclearn.pki import init_ca, issue_member
+
     out.mkdir(parents=True, exist_ok=True)
     pki_dir = out / "pki"
     init_ca(pki_dir)
@@ -96,8 +123,22 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
     return configs
 
 
+def require_coalition(out_dir: Path | str) -> Path:
+    """`out_dir`, if it holds a coalition that `setup_coalition` wrote (ConfigError otherwise)."""
+    out = Path(out_dir).absolute()
+    try:
+        _summary(out)
+    except (OSError, ValueError, TypeError) as exc:
+        reason = "no coalition.json" if isinstance(exc, FileNotFoundError) else f"unreadable coalition.json: {exc}"
+        raise ConfigError(f"no coalition in {out} ({reason}; see `tclearn coalition up`)") from None
+    return out
+
+
 def _summary(out: Path) -> list[dict[str, Any]]:
-    return json.loads((Path(out) / "coalition.json").read_text())
+    rows = json.loads((Path(out) / "coalition.json").read_text())
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "member" in r for r in rows):
+        raise ValueError("not a list of members")
+    return rows
 
 
 def load_configs(out_dir: Path | str) -> dict[str, NodeConfig]:
@@ -180,12 +221,14 @@ def kill_node(out_dir: Path | str, member: str, sig: int = signal.SIGKILL, grace
             time.sleep(0.05)
 
 
-def stop_nodes(out_dir: Path | str, grace_s: float = 5.0) -> None:
-    """SIGTERM every node, SIGKILL those still running after `grace_s`."""
+def stop_nodes(out_dir: Path | str, grace_s: float = 5.0) -> int:
+    """SIGTERM every node, SIGKILL those still running after `grace_s`; how many were running."""
     out = Path(out_dir).absolute()
     pids = _pids(out)
+    running = 0
     for pid in pids.values():
         if _alive(pid):
+            running += 1
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -195,6 +238,7 @@ def stop_nodes(out_dir: Path | str, grace_s: float = 5.0) -> None:
         time.sleep(0.05)
     for member in pids:
         kill_node(out, member, signal.SIGKILL)
+    return running
 
 
 def _client(out: Path, entry: dict[str, Any], timeout_s: float = 3.0) -> Any:

@@ -72,9 +72,13 @@ class NodeConfig:
     def load(cls, path: Path | str) -> "NodeConfig":
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read node config {path}: {exc}") from None
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"node config {path} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read node config {path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"node config {path} is not valid TOML: {exc}") from None
         base = path.parent
         node = data.get("node")
         if not isinstance(node, dict):

@@ -237,7 +237,7 @@ class Node:
         payload = self.genesis.payload["config"]
         init = self.task.initial_state(int(payload["model"]["seed"]))
         if self.models.put_state(init) != self.genesis.model_hash:
-            raise RuntimeError("the genesis model hash does not match this task's initial weights")
+            raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
         pool_data, test = partner_data(cfg.task, cfg.partners, cfg.seed, cfg.index)
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
