@@ -56,6 +56,21 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._body_consumed = True
         super().__init__(request, client_address, server)
 
+    def handle_one_request(self) -> None:
+        """Wait (idle, up to the read timeout) for a request, then give its line and headers a deadline."""
+        try:
+            ready = self.rfile.peek(1)  # type: ignore[attr-defined]
+        except (TimeoutError, OSError):
+            ready = b""
+        if not ready:
+            self.close_connection = True
+            return
+        self.node.watchdog.watch(self.connection, self.node.limits.header_deadline_s, "headers")
+        try:
+            super().handle_one_request()
+        finally:
+            self.node.watchdog.release(self.connection)
+
     def version_string(self) -> str:
         """The Server header: no Python version for a scanner to match."""
         return "tclearn"
@@ -74,6 +89,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self.node.watchdog.release(self.connection)  # headers read; the body has its own deadline
         started = time.monotonic()
         self._bytes_in = 0
         self._declared = self._declared_length()
@@ -192,6 +208,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         return 200, "application/json", json.dumps(body, sort_keys=True).encode()
 
     def _send(self, status: int, content_type: str, payload: bytes) -> None:
+        self.node.watchdog.watch(self.connection, self.node.limits.send_deadline_s, "response")
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -204,6 +221,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             self.close_connection = True  # the peer left; the access log still records the request
+        finally:
+            self.node.watchdog.release(self.connection)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (bad request line, 414, 431, 501), as JSON and logged."""

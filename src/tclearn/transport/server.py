@@ -2,10 +2,15 @@
 
 Theory of operation. `ThreadingHTTPServer` accepts plain TCP connections; each
 one gets a thread (at most `max_connections` at once, the rest are closed at
-once) that does the TLS handshake under a short timeout, identifies the caller
+once) that does the TLS handshake under a total deadline, identifies the caller
 from its certificate and the allow-list (`tls.py`), and only then reads HTTP.
 The handshake runs in the connection's thread, not in the accept loop, so a
-peer that stalls mid-handshake delays nobody else.
+peer that stalls mid-handshake delays nobody else. Strangers cannot exhaust
+the slots (`admission.py`): connections not yet identified are limited per
+source address and in all, below `max_connections`, and each member may hold
+`max_connections_per_member`. Each request's line and headers, and each
+response, have a total deadline too; refusals are logged at a bounded rate
+(a few lines, then one `refusals_summary` line per interval).
 
 Why the standard library: the caller's identity comes from the client
 certificate, and the handler needs it (access control, audit); an ASGI server
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any, Self, cast
 
+from tclearn.transport.admission import Admission, RefusalLog, Watchdog
 from tclearn.transport.errors import PeerNotAllowedError, TLSConfigError
 from tclearn.transport.handler import RequestHandler
 from tclearn.transport.router import Router
@@ -57,10 +63,21 @@ class ServerLimits:
     """Bounds on what one peer can make the server do."""
 
     max_body_bytes: int = 1 << 20
-    handshake_timeout_s: float = 5.0
-    io_timeout_s: float = 10.0
+    handshake_timeout_s: float = 5.0  # the whole handshake (CPython's do_handshake keeps one deadline)
+    io_timeout_s: float = 10.0  # one read or write; also how long a kept-alive connection may idle
+    header_deadline_s: float = 10.0  # a request's line and headers, from its first byte
     body_deadline_s: float = 120.0
+    send_deadline_s: float = 60.0  # writing one response
     max_connections: int = 64
+    max_pending: int | None = None  # connections not yet identified, in all (None: half of max_connections)
+    max_pending_per_source: int = 8  # ... from one source address
+    max_connections_per_member: int = 16
+    log_interval_s: float = 10.0  # refusal lines: `log_burst` per kind per interval, then one summary
+    log_burst: int = 5
+
+    @property
+    def pending_max(self) -> int:
+        return self.max_pending if self.max_pending is not None else max(1, self.max_connections // 2)
 
 
 class _TLSHTTPServer(ThreadingHTTPServer):
@@ -82,21 +99,18 @@ class _TLSHTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.node.slots.acquire(blocking=False):
-            self.node.emit("connection_refused", peer=client_address, reason="too many connections", level="warning")
+        source = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+        reason = self.node.admission.admit(source)
+        if reason is not None:  # before any TLS work: a refusal costs an accept and a close
+            self.node.refusals.refuse("connection_refused", peer=client_address, reason=reason)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.node.slots.release()
+            self.node.admission.identified(source, None)
+            self.node.admission.closed(None)
             raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.node.slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         self.node.serve_connection(request, client_address)
@@ -135,8 +149,12 @@ class NodeServer:
         self.allowlist = allowlist
         self.member_id = member_id
         self.limits = limits
-        self.slots = threading.BoundedSemaphore(limits.max_connections)
+        self.admission = Admission(limits.max_connections, min(limits.pending_max, limits.max_connections),
+                                   limits.max_pending_per_source, limits.max_connections_per_member)
         self._log = log
+        self.refusals = RefusalLog(self.emit, limits.log_interval_s, limits.log_burst)
+        self.watchdog = Watchdog(lambda phase: self.refusals.refuse("deadline_passed", phase=phase),
+                                 every_period=self.refusals.flush)
         self._address = (host, port)
         self._httpd: _TLSHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -157,6 +175,7 @@ class NodeServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"tclearn-https-{self.port}", daemon=True
         )
         self._thread.start()
+        self.watchdog.start()
         self.emit("server_started", url=self.url)
         return self
 
@@ -176,6 +195,8 @@ class NodeServer:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.watchdog.stop()
+        self.refusals.flush(force=True)
         self.emit("server_stopped")
 
     def __enter__(self) -> Self:
@@ -210,35 +231,55 @@ class NodeServer:
             _logger.exception("event log sink failed")
 
     def serve_connection(self, raw: socket.socket, peer: tuple[str, int]) -> None:
-        """Handshake, identify the caller, then serve HTTP requests until the connection ends."""
-        raw.settimeout(self.limits.handshake_timeout_s)
+        """Handshake, identify the caller, then serve HTTP requests until the connection ends.
+
+        The connection holds a pending slot (taken by the accept loop) until the handshake ends,
+        then, for a member, one of that member's slots.
+        """
+        source = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        pending, counted = True, None
         try:
-            tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        except (OSError, ValueError) as exc:
-            self.emit("tls_refused", peer=peer, reason=str(exc), level="warning")
-            return
-        with self._active_lock:
-            self._active.add(tls)
-        try:
+            raw.settimeout(self.limits.handshake_timeout_s)
             try:
-                tls.do_handshake()
+                tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
             except (OSError, ValueError) as exc:
-                self.emit("tls_refused", peer=peer, reason=_tls_reason(exc), level="warning")
+                self.refusals.refuse("tls_refused", peer=peer, reason=str(exc))
                 return
-            try:
-                caller = self.allowlist.identify(tls.getpeercert(binary_form=True))
-            except PeerNotAllowedError as exc:
-                self.emit("peer_refused", peer=peer, reason=str(exc), level="warning")
-                return
-            tls.settimeout(self.limits.io_timeout_s)
-            try:
-                RequestHandler(tls, peer, self._httpd_or_raise(), caller=caller)
-            except OSError as exc:  # reset, broken pipe, TLS EOF: the peer went away
-                self.emit("connection_dropped", peer=peer, caller=caller, reason=_tls_reason(exc))
-        finally:
             with self._active_lock:
-                self._active.discard(tls)
-            tls.close()
+                self._active.add(tls)
+            try:
+                self.watchdog.watch(tls, self.limits.handshake_timeout_s + 0.5, "handshake")
+                try:
+                    tls.do_handshake()
+                    caller = self.allowlist.identify(tls.getpeercert(binary_form=True))
+                except PeerNotAllowedError as exc:
+                    self.refusals.refuse("peer_refused", peer=peer, reason=str(exc))
+                    return
+                except (OSError, ValueError) as exc:
+                    self.refusals.refuse("tls_refused", peer=peer, reason=_tls_reason(exc))
+                    return
+                finally:
+                    self.watchdog.release(tls)
+                pending = False
+                refused = self.admission.identified(source, caller)
+                if refused is not None:
+                    self.refusals.refuse("connection_refused", peer=peer, caller=caller, reason=refused)
+                    return
+                counted = caller
+                tls.settimeout(self.limits.io_timeout_s)
+                try:
+                    RequestHandler(tls, peer, self._httpd_or_raise(), caller=caller)
+                except OSError as exc:  # reset, broken pipe, TLS EOF: the peer went away
+                    self.emit("connection_dropped", peer=peer, caller=caller, reason=_tls_reason(exc))
+            finally:
+                self.watchdog.release(tls)
+                with self._active_lock:
+                    self._active.discard(tls)
+                tls.close()
+        finally:
+            if pending:
+                self.admission.identified(source, None)
+            self.admission.closed(counted)
 
     def _httpd_or_raise(self) -> _TLSHTTPServer:
         if self._httpd is None:
