@@ -181,13 +181,28 @@ class Agreement:
             if value is None:
                 votes.nil += 1
         elif votes.book[sender] != value:
-            self.out.append(MisbehaviourOut("vote-equivocation", sender, f"{self.name}: two {phase}s in round {round_}"))
+            held = votes.book[sender]
+            held_sig = votes.signed.get(held, {}).get(sender, b"") if held is not None else b""
+            if self._signed_or_nil(sender, round_, phase, value, sig) and \
+                    self._signed_or_nil(sender, round_, phase, held, held_sig):
+                self.out.append(MisbehaviourOut("vote-equivocation", sender,
+                                                f"{self.name}: two {phase}s in round {round_}"))
         if value is not None:
             per = votes.signed.setdefault(value, {})
             if sender not in per or (sender, value) not in votes.checked:
                 per[sender] = sig
                 if phase == "precommit" and len(per) >= self.q:
                     self._decidable.add((round_, value))
+
+    def _signed_or_nil(self, who: str, round_: int, phase: str, value: str | None, sig: bytes) -> bool:
+        """A nil vote (unsigned: we saw it on `who`'s own channel), or a vote whose signature verifies."""
+        if value is None:
+            return True
+        votes = self._rd(round_).votes(phase)
+        if (who, value) in votes.checked or self._check(who, round_, phase, value, sig):
+            votes.checked.add((who, value))
+            return True
+        return False
 
     def _certified(self, round_: int, phase: str, vid: str) -> bool:
         """Check the signatures of the votes for `vid` (once each); drop forged ones; is there still a quorum?"""

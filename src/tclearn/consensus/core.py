@@ -119,6 +119,7 @@ class MemberCore:
         self.recent: OrderedDict[int, tuple[Block, Any, int]] = OrderedDict()  # height -> (block, proof, tick)
         self._helped: dict[tuple[str, int], int] = {}
         self._catch_up_tick = -10**9
+        self._blocks_asked: dict[str, int] = {}  # peer -> tick we asked it for blocks (one answer each)
         self._status_tick = 0
         self.work = self._new_work(snapshot)
         proof = self.work.head_proof
@@ -230,8 +231,9 @@ class MemberCore:
             self.out.append(ServeBlocks(sender, m.from_index, min(m.max_count, self.params.blocks_per_response_max)))
             return
         if isinstance(m, BlocksResponse):
-            self._on_blocks(sender, m)
-            return
+            if self._blocks_asked.pop(sender, None) is not None:
+                self._on_blocks(sender, m)
+            return  # unsolicited blocks are dropped before anything is computed from them
         if isinstance(m, AttestRequest):
             if m.height in self.recent:
                 self.out.append(Send((sender,), self._recent_committed(m.height, with_block=False)))
@@ -351,6 +353,10 @@ class MemberCore:
             self.out = []
             out += self.work.drain()
             if self.work.committed is None:
+                for action in out:
+                    if isinstance(action, Send) and isinstance(action.message, BlocksRequest):
+                        for peer in action.to:
+                            self._blocks_asked[peer] = self.tick
                 return out
 
     def _evidence(self, kind: str, member: str, reason: str) -> None:
@@ -371,7 +377,7 @@ class MemberCore:
         state = self.state
         for block in blocks:
             try:
-                after = verify_block(state, block, self.cert_check)
+                after = verify_block(state, block, self.cert_check, signature_check=self.verifier.verify)
             except InvalidBlockError as exc:
                 self._evidence("invalid-block", sender, f"catch-up block refused: {exc.reason}")
                 break

@@ -99,7 +99,7 @@ class HeightWork(CandidateWork, CertifyWork):
         self.my_proposal = snap.proposal
         if snap.proposal is not None:
             self.train_asked = True
-            self._register_proposal(snap.proposal)
+            self._register_proposal(snap.proposal, self.me)
         for qv in snap.quality_votes:
             self.my_qvs[qv.proposal_hash] = qv
             self.evaluating.add(qv.proposal_hash)

@@ -108,7 +108,7 @@ class HeightBase:
             self.out.append(Send(to, message))
 
     def _memo(self, block: Block, compute: Callable[[Block], str], tag: int) -> str:
-        key = id(block) * 2 + tag
+        key = id(block) * 4 + tag
         hit = self._ids.get(key)
         if hit is not None and hit[0] is block:
             return hit[1]
@@ -129,6 +129,18 @@ class HeightBase:
 
     def _sealed_id(self, block: Block) -> str:
         return self._memo(block, lambda b: b.compute_hash(), 1)
+
+    def _general_signed(self, block: Block) -> bool:
+        """The block's general is a validator of this height and signed it: checked before any digest of it."""
+        return self._memo(block, self._general_verdict, 2) == "signed"
+
+    def _general_verdict(self, block: Block) -> str:
+        key = self.state.public_key(block.general)
+        if key is None or block.general not in self.committee.validators:
+            return "not a validator"
+        if not self.verifier.verify(key, block.general_signature, block.signing_bytes()):
+            return "bad signature"
+        return "signed"
 
     def _signer(self, instance: str) -> Callable[[int, str, str], bytes]:
         def sign(round_: int, phase: str, value: str) -> bytes:

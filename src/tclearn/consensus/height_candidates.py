@@ -75,7 +75,7 @@ class CandidateWork(HeightBase):
         self.dirty = True
         self._send(self.peers, ProposalMsg(proposal))
         if self.is_validator:  # a validator proposing as a last resort: keep it (others vote; we build blocks)
-            self._register_proposal(proposal)
+            self._register_proposal(proposal, self.me)
 
     # --- proposals and quality votes ---------------------------------------------
     def _attempt(self) -> int:
@@ -92,14 +92,20 @@ class CandidateWork(HeightBase):
             return "proposal signature does not verify"
         return None
 
-    def _register_proposal(self, p: Proposal) -> str | None:
-        """Keep a valid proposal (at most two per proposer); returns its hash, or None if refused."""
+    def _register_proposal(self, p: Proposal, sender: str) -> str | None:
+        """Keep a valid proposal (at most two per proposer); returns its hash, or None if refused.
+
+        A refused proposal is held against `sender`, the member who showed it
+        to us (the transport names it), never against the proposer it names:
+        anyone can write a proposal naming someone else. Only two proposals
+        whose signatures verify convict their proposer (equivocation).
+        """
         ph = p.proposal_hash
         if ph in self.proposals:
             return ph
         problem = self._proposal_problem(p)
         if problem:
-            self._evidence("invalid-message", p.proposer, problem)
+            self._evidence("invalid-message", sender, problem)
             return None
         mine = self.by_proposer.setdefault(p.proposer, [])
         if mine:
@@ -129,7 +135,7 @@ class CandidateWork(HeightBase):
 
     def on_proposal(self, sender: str, p: Proposal) -> None:
         if self.is_validator:
-            self._register_proposal(p)
+            self._register_proposal(p, sender)
 
     def on_evaluated(self, ph: str, scores: PairedScores | None) -> None:
         """Our evaluation of a candidate; None when its model is invalid (we vote reject)."""
@@ -155,7 +161,7 @@ class CandidateWork(HeightBase):
         if vote.validator != sender or sender not in self.committee.validators:
             self._evidence("invalid-message", sender, "quality vote not sent by a validator of its own")
             return
-        ph = self._register_proposal(p)
+        ph = self._register_proposal(p, sender)
         if ph is None:
             return
         if vote.proposal_hash != ph or vote.model_hash != p.model_hash or vote.height != self.h:
@@ -189,7 +195,11 @@ class CandidateWork(HeightBase):
     def on_governance(self, sender: str, request: GovernanceRequest) -> None:
         if not self.is_validator or request.request_hash in self.governance:
             return
-        if sender != request.requester or len(self.governance) >= MAX_GOVERNANCE:
+        if sender != request.requester:  # a request travels only from its requester: leave a trace
+            self._evidence("invalid-message", sender, f"governance request of {request.requester} "
+                                                      f"sent by {sender}: refused")
+            return
+        if len(self.governance) >= MAX_GOVERNANCE:
             return
         problem = request_problem(self.state, request, self.verifier.verify)
         if problem:
@@ -249,12 +259,12 @@ class CandidateWork(HeightBase):
         if block.timestamp > self.now_ms + self.params.max_clock_skew_ms:
             return False  # not cached: the clock will catch up
         ok = True
-        if block.block_votes or block.index != self.h:
-            ok = False
+        if block.block_votes or block.index != self.h or not self._general_signed(block):
+            ok = False  # a block its general did not sign is nobody's evidence: not the general's
         else:
             try:
                 verify_block(self.state, block.sealed(), lambda st, b: check_block_content(
-                    st, b, self.committee, self.verifier))
+                    st, b, self.committee, self.verifier), signature_check=self.verifier.verify)
             except InvalidBlockError as exc:
                 ok = False
                 self._evidence("invalid-block", block.general, f"proposed block refused: {exc.reason}")
@@ -271,7 +281,8 @@ class CandidateWork(HeightBase):
             if held is not None and held.signing_bytes() != qv.signing_bytes():
                 self._add_qv(qv)  # records the evidence; the first vote stays
         for bv in block.block_votes:
-            held_bv = self.bv_of.get(bv.validator)
-            if held_bv is not None and held_bv.signing_hash != bv.signing_hash:
+            held_bv = self.bv_of.get(bv.validator)  # stored unchecked: evidence needs its signature too
+            if held_bv is not None and held_bv.signing_hash != bv.signing_hash and self.verifier.verify_record(
+                    held_bv, self.state.public_key(held_bv.validator)):
                 self._evidence("block-vote-equivocation", bv.validator, "block votes for two blocks at one height",
                                (held_bv.to_dict(), bv.to_dict()))

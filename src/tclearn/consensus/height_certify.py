@@ -119,21 +119,35 @@ class CertifyWork(HeightBase):
     def _valid_sealed(self, block: Block) -> bool:
         return self._check_sealed(block) is not None
 
-    def _check_sealed(self, block: Block) -> ChainState | None:
+    def _check_sealed(self, block: Block, sender: str | None = None) -> ChainState | None:
+        """The state after `block`, a sealed block of this height, or None if it is not valid.
+
+        Nothing is computed from a block its general did not sign (that costs
+        one encoding and one signature check), and such a block is held
+        against the member who sent it, never against the general it names.
+        A signed block that fails later checks is held against its sender
+        when we know it, else against its general.
+        """
+        if block.index != self.h:
+            return None
+        if not self._general_signed(block):
+            if sender is not None:
+                self._evidence("invalid-message", sender, "sent a block its general did not sign")
+            return None
         bid = self._sealed_id(block)
         if bid in self._sealed_ok:
             return self._sealed_ok[bid]
         result: ChainState | None = None
-        if block.block_hash == bid and block.index == self.h:
+        if block.block_hash == bid:
             try:
                 if self._unsealed_ok.get((self._signing_id(block), block.general_signature)):
                     # its unsealed form passed every other check already: only the votes are new
                     check_block_votes(self.state, block, self.committee, self.verifier, self._signing_id(block))
                     result = self.state.apply(block)
                 else:
-                    result = verify_block(self.state, block, self._cert_check)
+                    result = verify_block(self.state, block, self._cert_check, signature_check=self.verifier.verify)
             except InvalidBlockError as exc:
-                self._evidence("invalid-block", block.general, f"sealed block refused: {exc.reason}")
+                self._evidence("invalid-block", sender or block.general, f"sealed block refused: {exc.reason}")
         self._bounded(self._sealed_ok)
         self._sealed_ok[bid] = result
         if result is not None:
@@ -164,7 +178,7 @@ class CertifyWork(HeightBase):
 
     def on_committed(self, sender: str, msg: CommittedMsg) -> None:
         if sender not in self.committee.validators:
-            self._take_committed(msg)  # only a proof (and the block) can count
+            self._take_committed(msg, sender)  # only a proof (and the block) can count
             return
         held = self.attest_of.get(sender)
         if held is not None and held != msg.block_hash:
@@ -172,15 +186,15 @@ class CertifyWork(HeightBase):
             return
         self.attest_of[sender] = msg.block_hash
         self.attest.setdefault(msg.block_hash, set()).add(sender)
-        self._take_committed(msg)
+        self._take_committed(msg, sender)
 
     def on_proof(self, msg: CommittedMsg) -> None:
         """A committed message from anyone (a helper, a catch-up peer): only its proof and block count."""
         self._take_committed(msg)
 
-    def _take_committed(self, msg: CommittedMsg) -> None:
+    def _take_committed(self, msg: CommittedMsg, sender: str | None = None) -> None:
         if msg.block is not None and msg.block_hash not in self._sealed_ok:
-            self._check_sealed(msg.block)
+            self._check_sealed(msg.block, sender)
         if msg.proof is not None and msg.block_hash not in self.proven and \
                 len(self.attest.get(msg.block_hash, ())) < self.committee.quorum:
             if self._proof_ok(msg.block_hash, msg.proof):

@@ -20,6 +20,7 @@ from tclearn.consensus.messages import (
 from tclearn.consensus.votes import VoteCertificate, VoteEntry
 from tclearn.errors import ConsensusError, EncodingError, InvalidBlockError, RemoteProtocolError
 from tclearn.ledger.block import Block
+from tclearn.ledger.cbor_scan import scan
 from tclearn.ledger.encoding import canonical_bytes
 from tclearn.ledger.records import BlockVote, Proposal, QualityVote
 
@@ -111,10 +112,6 @@ def _from_body(kind: str, b: Mapping[str, Any]) -> Message:
     raise ConsensusError(f"unknown message type {kind!r}")
 
 
-def _no_tags(decoder: Any, tag: Any) -> Any:
-    raise ConsensusError("CBOR tags are not part of any message")
-
-
 def decode_message(data: bytes) -> Message:
     """The message encoded in `data`; RemoteProtocolError if it is not one.
 
@@ -123,11 +120,19 @@ def decode_message(data: bytes) -> Message:
     record's signature, a block's hash — is recomputed from the decoded
     fields by the record itself, so a non-canonical message cannot smuggle in
     anything a canonical one could not. Records validate every field.
+
+    Cost: `cbor_scan.scan` refuses tags (cbor2 resolves shared references,
+    sets, big numbers itself, never asking a tag hook), indefinite lengths,
+    more than `MAX_ITEMS` items, nesting past `MAX_DEPTH` and lengths past the
+    end before cbor2 runs, so what is decoded is a tree linear in `data`, and
+    so is every later walk over it (records re-encode their fields to check
+    signatures and hashes).
     """
     if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_MESSAGE_BYTES:
         raise RemoteProtocolError(f"a message is at most {MAX_MESSAGE_BYTES} bytes")
     try:
-        value = cbor2.loads(bytes(data), tag_hook=_no_tags)
+        scan(data)
+        value = cbor2.loads(bytes(data))
         if not isinstance(value, dict) or set(value) != {"type", "body"} or not isinstance(value["body"], dict):
             raise ConsensusError("a message is {type, body}")
         return _from_body(value["type"], value["body"])

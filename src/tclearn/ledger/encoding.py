@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import cbor2
 
 from tclearn.errors import EncodingError
+from tclearn.ledger.cbor_scan import scan
 
 __all__ = [
     "canonical_bytes", "decode", "decode_map", "sha256_hex",
@@ -258,6 +259,7 @@ def decode(data: bytes) -> Any:
     """Decode canonical CBOR; refuse bytes that are not the canonical form."""
     if not isinstance(data, (bytes, bytearray)):
         raise EncodingError("expected bytes")
+    scan(data)  # tags, sizes, depth: refused before cbor2 runs (see `cbor_scan`)
     try:
         value = cbor2.loads(bytes(data))
     except Exception as exc:  # cbor2 raises several types for bad input
@@ -281,6 +283,7 @@ def decode_map(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
     if not isinstance(data, (bytes, bytearray)):
         raise EncodingError("expected bytes")
     data = bytes(data)
+    scan(data)
     try:
         value = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types for bad input

@@ -28,7 +28,8 @@ from urllib.parse import urlencode, urlsplit
 
 import cbor2
 
-from tclearn.errors import RemoteProtocolError
+from tclearn.errors import EncodingError, RemoteProtocolError
+from tclearn.ledger.cbor_scan import scan
 from tclearn.transport.errors import (
     HTTPStatusError,
     PeerNotAllowedError,
@@ -78,8 +79,9 @@ class Response:
 
     def cbor(self) -> Any:
         try:
+            scan(self.body)  # tags, sizes, depth: refused before cbor2 runs (see `ledger.cbor_scan`)
             return cbor2.loads(self.body)
-        except (ValueError, cbor2.CBORDecodeError) as exc:
+        except (ValueError, cbor2.CBORDecodeError, EncodingError) as exc:
             raise RemoteProtocolError(f"{self.server_member} sent malformed CBOR: {exc}") from None
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import cbor2
 
+from tclearn.errors import EncodingError
+from tclearn.ledger.cbor_scan import scan
 from tclearn.transport.errors import RequestError
 from tclearn.transport.router import Handler, HandlerResult, Query
 
@@ -91,12 +93,13 @@ def decode_body(body: bytes, content_type: str) -> Any:
         if media == JSON:
             value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
         elif media == CBOR:
+            scan(body)  # tags, sizes, depth: refused before cbor2 runs (see `ledger.cbor_scan`)
             value = cbor2.loads(body)
         else:
             raise RequestError(415, f"content type must be {JSON} or {CBOR}, got {media or 'none'!r}")
     except RequestError:
         raise
-    except (ValueError, cbor2.CBORDecodeError, RecursionError, UnicodeDecodeError) as exc:
+    except (ValueError, cbor2.CBORDecodeError, EncodingError, RecursionError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"malformed {media} body: {exc}") from None
     _check_plain(value)
     return value
