@@ -106,8 +106,7 @@ def test_no_tag_gets_through_decode_message(number: int, payload: bytes | None):
     (b"\x01\x02", "trailing"),
     (b"\xf7", "simple values"),
     (b"\x81" * (MAX_DEPTH + 1) + b"\x01", "deeper"),
-    (b"\x84\x99\xff\xff" + b"\x00" * 0xFFFF + b"\x99\xff\xff" + b"\x00" * 0xFFFF + b"\x99\xff\xff" + b"\x00" * 0xFFFF
-     + b"\x99\xff\xff" + b"\x00" * 0xFFFF, "CBOR items"),
+    (b"\x9a" + MAX_ITEMS.to_bytes(4, "big") + b"\x00" * MAX_ITEMS, "CBOR items"),  # MAX_ITEMS + 1 items
     (b"", "truncated"),
 ])
 def test_the_pre_scan_refuses_what_no_record_holds(data: bytes, reason: str):
@@ -124,7 +123,6 @@ def test_the_pre_scan_accepts_every_record_shape_at_its_limits():
         data = canonical_bytes(value)
         scan(data)
         assert decode(data) == value
-    assert MAX_ITEMS > 4 * 0xFFFF  # the "CBOR items" case above holds 4 * 65 535 + 4 items
 
 
 # --- a block is authenticated before anything is computed from it -------------------------------

@@ -33,7 +33,7 @@ from tclearn.errors import EncodingError
 
 __all__ = ["MAX_ITEMS", "MAX_DEPTH", "MAX_STRING_BYTES", "MAX_BIGNUM_BYTES", "scan"]
 
-MAX_ITEMS = 1 << 18  # data items in one encoding (a 64-block catch-up reply of a 100-member coalition: ~100 000)
+MAX_ITEMS = 1 << 17  # data items in one encoding (a 64-block catch-up reply, 100 members, k = 30: < 65 536)
 MAX_DEPTH = 32  # nesting, as `encoding` counts it (records never go past 6)
 MAX_STRING_BYTES = 4 * 1024 * 1024  # one text or byte string (hashes, signatures, a block's bytes)
 MAX_BIGNUM_BYTES = 16  # integers below 2**128
