@@ -5,7 +5,10 @@ so the server sees our certificate on every call, and no pool to go stale),
 checks that the server is a coalition member by its certificate fingerprint
 *before* sending any byte of the request, and bounds everything: a timeout on
 each socket operation, a cap on the response size, and a fixed number of
-retries with exponential back-off.
+retries with exponential back-off. A request may also have a total deadline
+(`deadline_s`: connect, handshake, request and the whole response, retries
+included), which a server sending one byte just before each read timeout
+cannot stretch: a timer shuts the socket down when it passes.
 
 What is retried: a refused or reset connection, a timeout, a connection closed
 before the response. What is not: a certificate problem on either side (it
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -163,17 +168,30 @@ class PeerClient:
         body: bytes = b"",
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
+        *,
+        max_bytes: int | None = None,
+        deadline_s: float | None = None,
     ) -> Response:
-        """Send one request (with bounded retries) and return the answer, whatever its status."""
+        """Send one request (with bounded retries) and return the answer, whatever its status.
+
+        `max_bytes` lowers the response cap for this request; `deadline_s` bounds the whole
+        exchange, retries included (`PeerUnavailableError` when it passes).
+        """
         target = self._prefix + path + (("?" + urlencode(query)) if query else "")
+        limit = self.max_response_bytes if max_bytes is None else min(max_bytes, self.max_response_bytes)
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep(self.backoff_s * (2 ** (attempt - 1)))
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             try:
-                return self._once(method.upper(), target, body, content_type)
+                return self._once(method.upper(), target, body, content_type, limit, deadline)
             except _Transient as exc:
                 last = exc
+        if deadline is not None and time.monotonic() >= deadline:
+            raise PeerUnavailableError(f"{self.base_url}{path}: no complete answer within {deadline_s:g} s ({last})")
         raise PeerUnavailableError(f"{self.base_url}{path}: {last} (gave up after {self.retries + 1} attempts)")
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> Response:
@@ -191,9 +209,15 @@ class PeerClient:
     def get_json(self, path: str, query: Mapping[str, str] | None = None) -> Any:
         return self.get(path, query).raise_for_status().json()
 
-    def get_model(self, path: str, query: Mapping[str, str] | None = None) -> bytes:
-        """Safetensors bytes of a model or increment, framing checked (not the hash: the caller's job)."""
-        response = self.get(path, query).raise_for_status()
+    def get_model(self, path: str, query: Mapping[str, str] | None = None, *, max_bytes: int | None = None,
+                  deadline_s: float | None = None) -> bytes:
+        """Safetensors bytes of a model or increment, framing checked (not the hash: the caller's job).
+
+        `max_bytes` and `deadline_s`: see `request` (a node passes the size its genesis
+        architecture implies, and a deadline derived from it).
+        """
+        response = self.request("GET", path, query=query, max_bytes=max_bytes,
+                                deadline_s=deadline_s).raise_for_status()
         if response.content_type.split(";", 1)[0].strip() != OCTET:
             raise RemoteProtocolError(f"{response.server_member} served a model as {response.content_type!r}")
         try:
@@ -210,8 +234,15 @@ class PeerClient:
 
     # -- one attempt --------------------------------------------------------
 
-    def _once(self, method: str, target: str, body: bytes, content_type: str | None) -> Response:
-        conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=self.timeout_s)
+    def _once(self, method: str, target: str, body: bytes, content_type: str | None, limit: int | None = None,
+              deadline: float | None = None) -> Response:
+        limit = self.max_response_bytes if limit is None else limit
+        timeout = self.timeout_s if deadline is None else max(0.001, min(self.timeout_s, deadline - time.monotonic()))
+        conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=timeout)
+        timer = None if deadline is None else threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (conn,))
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             member = self._connect(conn)
             headers = {"Content-Length": str(len(body))}
@@ -220,7 +251,8 @@ class PeerClient:
             try:
                 conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
-                return Response(response.status, response.getheader("Content-Type", ""), self._read(response), member)
+                return Response(response.status, response.getheader("Content-Type", ""), self._read(response, limit),
+                                member)
             except ssl.SSLError as exc:
                 if isinstance(exc, _TRANSIENT_TLS):
                     raise _Transient(f"TLS connection closed: {exc}") from None
@@ -228,6 +260,8 @@ class PeerClient:
             except (OSError, http.client.HTTPException) as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             conn.close()
 
     def _connect(self, conn: http.client.HTTPSConnection) -> str:
@@ -250,11 +284,30 @@ class PeerClient:
             raise PeerNotAllowedError(f"{self.base_url} is {member!r}, expected {self.expected_member!r}")
         return member
 
-    def _read(self, response: http.client.HTTPResponse) -> bytes:
+    def _read(self, response: http.client.HTTPResponse, limit: int | None = None) -> bytes:
+        limit = self.max_response_bytes if limit is None else limit
         declared = response.getheader("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise ResponseTooLargeError(f"response of {declared} bytes is over the limit of {self.max_response_bytes}")
-        data = response.read(self.max_response_bytes + 1)
-        if len(data) > self.max_response_bytes:
-            raise ResponseTooLargeError(f"response is over the limit of {self.max_response_bytes} bytes")
-        return data
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLargeError(f"response of {declared} bytes is over the limit of {limit}")
+        chunks, size = [], 0
+        while size <= limit:  # read1: returns what one read gave (the deadline timer can cut between reads)
+            chunk = response.read1(min(limit + 1 - size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(f"response is over the limit of {limit} bytes")
+        if declared is not None and declared.isdigit() and size < int(declared):  # cut short (or by our deadline)
+            raise http.client.IncompleteRead(b"", int(declared) - size)
+        return b"".join(chunks)
+
+
+def _cut(conn: http.client.HTTPSConnection) -> None:
+    """The deadline passed: shut the connection's socket down under whoever is reading it."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
