@@ -13,9 +13,15 @@ re-sends). `GET /v1/status` answers from a snapshot the core thread refreshes,
 so it never waits for training.
 
 Models (level A): the node serves its content-addressed store at
-`GET /v1/models/{hash}`; an evaluation missing a model fetches it from the
-peers (hash checked on receipt, safetensors only) and, failing that, raises
-`ModelNotFoundError` so that the driver retries later.
+`GET /v1/models/{hash}`. An evaluation (or training) whose models are not
+all here is handed to a *fetcher thread*, so the core thread keeps handling
+messages; each fetch from a peer is capped at the size the genesis
+architecture implies (plus `MODEL_SIZE_SLACK_BYTES`) and has a total deadline
+(`MODEL_FETCH_BASE_S` plus the time the cap takes at `MODEL_FETCH_MIN_RATE_BPS`),
+the hash and format checked on receipt. The work then comes back to the core
+thread; a model that no peer delivered in time counts as invalid for
+`FETCH_FAILURE_MEMORY_S`, so the validator votes reject once instead of
+waiting: a slow or lying server costs it one deadline, then its vote.
 
 Recovery: the chain (SQLite), the safety snapshot (`FileSafetyStore`), the
 model directory and `trained.json` (ids already used, local test ids) are all
@@ -66,6 +72,11 @@ from tclearn.transport import (
 __all__ = ["Node", "NodeTrainer", "data_key", "partner_data"]
 
 OUTBOX_MAX = 1024
+MODEL_SIZE_SLACK_BYTES = 64 * 1024  # over the genesis model's own safetensors size
+MODEL_FETCH_BASE_S = 2.0  # a model fetch's deadline: this, plus the size cap at the minimum rate below
+MODEL_FETCH_MIN_RATE_BPS = 1 << 20
+FETCH_FAILURE_MEMORY_S = 60.0  # a model no peer delivered in time stays "unavailable" this long
+_WAKE = ("", None)  # put in the inbox to wake the core thread (fetched work is ready)
 BLOCKS_PER_ANSWER = 32  # GET /v1/blocks?from=i answers blocks i..i+31 at most
 
 
@@ -208,9 +219,12 @@ class FetchingEvaluator:
         self.inner, self.store, self.node = inner, store, node
 
     def evaluate(self, parent: str, candidate: str) -> Any:
+        """Score the pair; the fetcher thread has already fetched what was missing (or failed to)."""
         t0 = time.perf_counter()
         for h in (parent, candidate):
-            if not self.store.has(h) and not self.node.fetch_model(h):
+            if not self.store.has(h):
+                if self.node.fetch_failed_recently(h):  # one deadline spent on it already: vote reject
+                    raise InvalidModelError(f"model {h[:12]}… could not be fetched from any peer in time")
                 raise ModelNotFoundError(f"model {h[:12]}… not found at any peer yet")
         t1 = time.perf_counter()
         try:
@@ -238,6 +252,11 @@ class Node:
         init = self.task.initial_state(int(payload["model"]["seed"]))
         if self.models.put_state(init) != self.genesis.model_hash:
             raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
+        # every model of this chain has the genesis architecture: its size bounds what a peer may send
+        self.model_max_bytes = len(self.models.get(self.genesis.model_hash)) + MODEL_SIZE_SLACK_BYTES
+        self.model_fetch_deadline_s = MODEL_FETCH_BASE_S + self.model_max_bytes / MODEL_FETCH_MIN_RATE_BPS
+        self._fetch_failed: dict[str, float] = {}
+        self._fetch_lock = threading.Lock()
         pool_data, test = partner_data(cfg.task, cfg.partners, cfg.seed, cfg.index)
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
@@ -258,6 +277,8 @@ class Node:
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
         self.prefetch: queue.Queue[tuple[str, str | None]] = queue.Queue(maxsize=64)
+        self.to_fetch: queue.Queue[tuple[Any, list[str]]] = queue.Queue()  # (work, missing models): fetcher
+        self.fetched: queue.Queue[Any] = queue.Queue()  # work whose models the fetcher is done with: core
         self._stop = threading.Event()
         # who may talk to us: the certificate fingerprints genesis records (the config may not widen them)
         members = {m["id"]: m.get("cert_fingerprint", "") for m in payload["members"]}
@@ -435,19 +456,81 @@ class Node:
         return cbor_response({"blocks": [b.to_bytes() for b in blocks]})
 
     def fetch_model(self, h: str, prefer: str | None = None) -> bool:
-        """Fetch model `h` from a peer (`prefer` first; hash and format checked); True if we have it now."""
+        """Fetch model `h` from a peer (`prefer` first; hash and format checked); True if we have it now.
+
+        Each peer gets the size cap and the deadline of one model; all together at most two deadlines.
+        """
         order = sorted(self.model_clients.items(), key=lambda kv: kv[0] != prefer)
+        deadline = time.monotonic() + 2 * self.model_fetch_deadline_s
         for member, client in order:
             if self.models.has(h):
                 return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                data = client.get_model(f"/v1/models/{h}")
+                data = client.get_model(f"/v1/models/{h}", max_bytes=self.model_max_bytes,
+                                        deadline_s=min(left, self.model_fetch_deadline_s))
                 self.models.put(data, expected_hash=h)
                 self.log("model_fetched", model=h, peer=member, bytes=len(data))
+                with self._fetch_lock:
+                    self._fetch_failed.pop(h, None)
                 return True
             except Exception as exc:
                 self.log("model_fetch_failed", model=h, peer=member, reason=str(exc)[:200])
+        if self.models.has(h):
+            return True
+        with self._fetch_lock:
+            now = time.monotonic()
+            self._fetch_failed = {k: t for k, t in self._fetch_failed.items() if now - t < FETCH_FAILURE_MEMORY_S}
+            self._fetch_failed[h] = now
         return False
+
+    def fetch_failed_recently(self, h: str) -> bool:
+        with self._fetch_lock:
+            t = self._fetch_failed.get(h)
+        return t is not None and time.monotonic() - t < FETCH_FAILURE_MEMORY_S
+
+    def _missing_models(self, work: Any) -> list[str]:
+        """Models the work needs that we neither hold nor failed to fetch a moment ago."""
+        action = work.action
+        wanted = [action.parent_model_hash]
+        if hasattr(action, "candidate_model_hash"):
+            wanted.append(action.candidate_model_hash)
+        return [h for h in wanted if not self.models.has(h) and not self.fetch_failed_recently(h)]
+
+    def _fetcher(self) -> None:
+        """Fetch the models of work the core thread handed over, then hand the work back (off the core)."""
+        while not self._stop.is_set():
+            try:
+                work, missing = self.to_fetch.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            for h in missing:
+                if not self.models.has(h):
+                    self.fetch_model(h)
+            self.fetched.put(work)
+            try:
+                self.inbox.put_nowait(_WAKE)  # type: ignore[arg-type]
+            except queue.Full:
+                pass  # the core is busy anyway: it picks the work up after this batch
+
+    def _run_work(self) -> None:
+        """Core thread: run the evaluations and trainings whose models are here; hand the others to the fetcher."""
+        while True:
+            try:
+                work = self.fetched.get_nowait()
+            except queue.Empty:
+                with self.lock:
+                    work = self.driver.take_work()
+                if work is None:
+                    return
+                missing = self._missing_models(work)
+                if missing:
+                    self.to_fetch.put((work, missing))
+                    continue
+            with self.lock:
+                self.driver.finish_work(work, self.driver.compute_work(work))
 
     # --- the core thread -------------------------------------------------------------------------
     def _warm_up(self) -> None:
@@ -490,6 +573,8 @@ class Node:
             except queue.Empty:
                 batch = []
             for sender, message in batch:
+                if message is None:  # _WAKE
+                    continue
                 try:
                     with self.lock:
                         if self.trace:
@@ -504,10 +589,9 @@ class Node:
                         self.driver.tick()
                 except Exception as exc:
                     self.log("error", where="tick", reason=repr(exc)[:300])
-            if self.driver.pending_work():
+            if self.driver.pending_work() or not self.fetched.empty():
                 try:
-                    with self.lock:
-                        self.driver.run_pending_work()
+                    self._run_work()
                 except Exception as exc:
                     self.log("error", where="work", reason=repr(exc)[:300])
             with self.lock:
@@ -518,7 +602,8 @@ class Node:
         self.server.start()
         self.log("node_started", url=self.server.url, height=self.store.height())
         self.threads = [threading.Thread(target=self._core, name="tclearn-core", daemon=True),
-                        threading.Thread(target=self._prefetcher, name="tclearn-prefetch", daemon=True)]
+                        threading.Thread(target=self._prefetcher, name="tclearn-prefetch", daemon=True),
+                        threading.Thread(target=self._fetcher, name="tclearn-fetch", daemon=True)]
         self.threads += [threading.Thread(target=self._sender, args=(m,), name=f"tclearn-send-{m}", daemon=True)
                          for m in self.peers]
         for t in self.threads:
@@ -545,7 +630,7 @@ class Node:
                                  "model_hash": head.model_hash} if head else None,
                         "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
-                        "pending_work": self.driver.pending_work(),
+                        "pending_work": self.driver.pending_work(), "fetching": self.to_fetch.qsize(),
                         "propose": {"mode": self.config.propose, "pending": self.propose_pending,
                                     "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),
                                     "last_own_block": self.own_blocks[-1] if self.own_blocks else None}}
