@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cbor_bombs import PLACEHOLDER, governance_bomb, shared_ref_bomb, splice, tag  # noqa: E402
 
 import tclearn.ledger.verify as ledger_verify  # noqa: E402
-from tclearn.consensus.messages import BlocksResponse, CommittedMsg, StatusMsg  # noqa: E402
+from tclearn.consensus.messages import BlocksResponse, CommittedMsg, StatusMsg, ValueReply  # noqa: E402
 from tclearn.consensus.wire import decode_message, encode_message  # noqa: E402
 from tclearn.errors import EncodingError, InvalidBlockError, RemoteProtocolError  # noqa: E402
 from tclearn.ledger.block import Block  # noqa: E402
@@ -140,7 +140,7 @@ class _Counting:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
-        for name in ("compute_hash", "hash_and_signing_bytes", "sealed"):
+        for name in ("compute_hash", "hash_and_signing_bytes", "sealed", "signing_bytes"):
             original = getattr(Block, name)
             monkeypatch.setattr(Block, name, self._wrap(name, original))
 
@@ -190,3 +190,18 @@ def test_a_pushed_block_its_general_did_not_sign_is_not_hashed_and_blames_the_se
     assert "compute_hash" not in counting.calls and "hash_and_signing_bytes" not in counting.calls
     blamed = [a.evidence.member for a in out if type(a).__name__ == "RecordEvidence"]
     assert general not in blamed
+
+
+def test_a_value_nobody_asked_for_is_dropped_before_any_digest(chain, monkeypatch):
+    c, _ = chain
+    validator = sorted(c.drivers["m0"].core.work.committee.validators)[0]
+    core = c.drivers[validator].core
+    assert core.work.block_inst is not None
+    h = core.work.h
+    head = c.drivers[validator].store.head()
+    fake = replace(head, index=h, prev_hash=head.block_hash, general_signature=b"\x04" * 64)
+    sender = next(m for m in sorted(core.state.members) if m != core.me)
+    counting = _Counting(monkeypatch)
+    for instance in ("block", "seal"):
+        core.on_message(sender, ValueReply(h, instance, fake), core.now_ms)
+    assert counting.calls == []

@@ -242,6 +242,11 @@ class Agreement:
             self._store_value(vid, value)
             self._advance()
 
+    @property
+    def fetching(self) -> bool:
+        """Whether we ever asked peers for a value: until then a fetched value is not even looked at."""
+        return bool(self._asked)
+
     def expect(self, value_id: str) -> None:
         """Accept a fetched value with this id (the caller asked a peer for it)."""
         self._asked.add(value_id)

@@ -55,6 +55,15 @@ Limits: messages for the next height wait in a bounded buffer, later ones are
 dropped (catch-up recovers them); rounds, proposals, votes, evidence and
 fetches are all bounded. A local misuse raises `ConsensusError`; a peer's
 invalid message becomes evidence and never raises.
+
+Hostile peers: a message reaches the core only through the strict wire
+format (`ledger.cbor_scan`: no tags, bounded items, depth and strings), so
+anything computed from it is linear in its bytes. Blocks are read from a
+`BlocksResponse` only when we asked that peer (one answer per ask); a pushed
+block is authenticated — its general a validator of the height, its
+signature valid — before it is hashed or checked further. Evidence blames
+the signer of a checked record or the member the transport names as sender,
+never a member a message merely names.
 """
 
 from __future__ import annotations

@@ -252,7 +252,8 @@ class CertifyWork(HeightBase):
 
     def on_value_reply(self, sender: str, msg: ValueReply) -> None:
         inst = self._instance(msg.instance)
-        if inst is not None:
+        # unasked, or not signed by its general: dropped before its id (a digest of the whole block) is computed
+        if inst is not None and inst.fetching and msg.block.index == self.h and self._general_signed(msg.block):
             inst.on_value(msg.block, self.tick)
         if self.seal_inst is not None and self.seal_inst.started:
             self.seal_inst.poke(self.tick)
