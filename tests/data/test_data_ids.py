@@ -76,19 +76,29 @@ def test_find_duplicates() -> None:
     assert find_duplicates(dataset_ids(KEY, twice)) == (ids[4],)
 
 
-def test_pool_draws_unused_samples() -> None:
-    pool = DataPool(_tiny(), KEY)
+def test_pool_draws_fresh_samples_first_then_reuses_contributed_ones() -> None:
+    pool = DataPool(_tiny(8), KEY)
     rng = np.random.default_rng(0)
-    batch, ids = pool.draw(4, rng)
-    assert len(batch) == 4 and len(set(ids)) == 4 and set(ids) <= set(pool.ids)
-    assert pool.used == frozenset()  # drawing does not spend
-    pool.mark_used(ids)
-    rest, rest_ids = pool.draw(2, rng)
-    assert not set(rest_ids) & set(ids)
+    b = pool.draw_batch(4, rng, local_test_share=0.25)
+    assert len(b.new_ids) == 3 and len(b.local_test_ids) == 1 and b.reused_ids == ()
+    assert len(set(b.new_ids + b.local_test_ids)) == 4 and set(b.new_ids) <= set(pool.ids)
+    assert pool.contributed == frozenset() and pool.held_out == frozenset()  # drawing marks nothing
+    pool.hold_out(b.local_test_ids)
+    pool.mark_contributed(b.new_ids)
+    c = pool.draw_batch(6, rng)  # 4 fresh left: all of them new, then 2 re-used
+    assert len(c.new_ids) == 4 and len(c.reused_ids) == 2 and set(c.reused_ids) <= set(b.new_ids)
+    assert not set(c.train_ids) & set(b.local_test_ids)  # the local-test share is never trained on
+    pool.mark_contributed(c.new_ids)
+    d = pool.draw_batch(7, rng)  # all 7 trainable samples, every one re-used
+    assert d.new_ids == () and len(d.reused_ids) == 7
     with pytest.raises(DataError):
-        pool.draw(3, rng)  # only 2 unused samples left
+        pool.draw_batch(8, rng)  # one sample is held out: only 7 are trainable
+    # a sample some other member contributed is re-used here, never claimed as new
+    fresh = DataPool(_tiny(8), KEY)
+    e = fresh.draw_batch(8, rng, spent={pool.ids[0]})
+    assert pool.ids[0] in e.reused_ids and pool.ids[0] not in e.new_ids
     with pytest.raises(DataError):
-        pool.mark_used(["0" * 64])
+        pool.mark_contributed(["0" * 64])
 
 
 def test_dataset_digest_and_validation() -> None:

@@ -24,8 +24,9 @@ def trained_head(digits_task: Task, digits_data: CoalitionData, id_key: bytes):
     head = digits_task.initial_state(0)
     pools = [DataPool(p, id_key) for p in digits_data.partners]
     for r in range(6):
-        res = train_increment(digits_task, head, pools[r % 3], digits_task.default_hyperparams, seed=r, threads=1)
-        pools[r % 3].mark_used(res.data_ids)
+        res = train_increment(digits_task, head, pools[r % 3], digits_task.default_hyperparams.updated({"batch_size": 96}), seed=r, threads=1)
+        pools[r % 3].hold_out(res.local_test_ids)
+        pools[r % 3].mark_contributed(res.new_ids)
         head = res.candidate
     return head
 
@@ -38,14 +39,14 @@ def _skewed(digits_data: CoalitionData, id_key: bytes) -> DataPool:
 def test_an_increment_within_the_floor_is_proposed_as_trained(
         digits_task: Task, digits_data: CoalitionData, id_key: bytes, trained_head) -> None:
     res = train_increment(digits_task, trained_head, DataPool(digits_data.partners[0], id_key),
-                          digits_task.default_hyperparams, seed=11, threads=1)
+                          digits_task.default_hyperparams.updated({"batch_size": 96}), seed=11, threads=1)
     out, check = backtrack_to_floor(digits_task, trained_head, res, digits_data.test, 0.05)
     assert out is res and check.factor == 1.0 and check.tried == 1 and check.within_floor
 
 
 def test_an_increment_over_the_floor_is_shortened_until_g_holds(
         digits_task: Task, digits_data: CoalitionData, id_key: bytes, trained_head) -> None:
-    res = train_increment(digits_task, trained_head, _skewed(digits_data, id_key), digits_task.default_hyperparams,
+    res = train_increment(digits_task, trained_head, _skewed(digits_data, id_key), digits_task.default_hyperparams.updated({"batch_size": 96}),
                           seed=7, threads=1)
     g_old = mean_score(evaluate_state(digits_task, trained_head, digits_data.test))
     assert g_floor_broken(g_old, mean_score(evaluate_state(digits_task, res.candidate, digits_data.test)), 0.01)
@@ -62,7 +63,7 @@ def test_an_increment_over_the_floor_is_shortened_until_g_holds(
 
 def test_when_no_step_holds_the_full_increment_goes_to_the_committee(
         digits_task: Task, digits_data: CoalitionData, id_key: bytes, trained_head) -> None:
-    plain = digits_task.default_hyperparams.updated({"distill": 0.0, "logit_adjust": False})
+    plain = digits_task.default_hyperparams.updated({"batch_size": 96}).updated({"distill": 0.0, "logit_adjust": False})
     res = train_increment(digits_task, trained_head, _skewed(digits_data, id_key), plain, seed=7, threads=1)
     out, check = backtrack_to_floor(digits_task, trained_head, res, digits_data.test, 0.01)
     assert out is res and not check.within_floor and check.factor == 1.0 and check.tried == 3

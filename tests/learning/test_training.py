@@ -39,39 +39,42 @@ def test_hyperparams() -> None:
 def test_train_increment_result(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
     pool = DataPool(digits_data.partners[0], id_key)
     head = digits_task.initial_state(0)
-    hp = digits_task.default_hyperparams
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
     res = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
     n = hp.effective_batch_size
     n_test = round(hp.local_test_share * n)
     assert res.sample_count == n - n_test and len(res.local_test) == len(res.local_test_ids) == n_test
     assert len(set(res.data_ids)) == n and set(res.data_ids) <= set(pool.ids)
-    assert res.data_ids_root == merkle_root(res.data_ids)
+    assert res.data_ids_root == merkle_root(res.new_ids) and res.reused_count == 0
     assert res.model_hash == model_hash(res.candidate) != model_hash(head)
     assert states_equal(apply_increment(head, res.increment), res.candidate)
-    assert pool.used == frozenset()  # the caller decides when the batch is spent
+    assert pool.contributed == frozenset()  # the caller decides when the batch counts
     again = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
     assert again.data_ids == res.data_ids  # the draw follows the seed
-    pool.mark_used(res.data_ids)
+    pool.hold_out(res.local_test_ids)
+    pool.mark_contributed(res.new_ids)
     other = train_increment(digits_task, head, pool, hp, seed=1, threads=1)
-    assert not set(other.data_ids) & set(res.data_ids)
+    assert not set(other.new_ids) & set(res.data_ids)  # fresh samples first, never the local-test share
+    assert not set(other.data_ids) & set(res.local_test_ids)
 
 
 def test_pool_exhaustion_and_minimum_batch(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
     small = DataPool(digits_data.partners[0].subset(range(20)), id_key)
-    hp = digits_task.default_hyperparams
-    with pytest.raises(DataError, match="unused"):
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
+    with pytest.raises(DataError, match="trainable"):
         train_increment(digits_task, digits_task.initial_state(0), small, hp, seed=0, threads=1)
 
 
 def test_short_training_improves_digits_accuracy(digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
-    hp = digits_task.default_hyperparams
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
     head = digits_task.initial_state(0)
     before = mean_score(evaluate_state(digits_task, head, digits_data.test))
     pools = [DataPool(p, id_key) for p in digits_data.partners]
     for r in range(6):
         pool = pools[r % len(pools)]
         res = train_increment(digits_task, head, pool, hp, seed=r, threads=1)
-        pool.mark_used(res.data_ids)
+        pool.hold_out(res.local_test_ids)
+        pool.mark_contributed(res.new_ids)
         head = res.candidate
     after = mean_score(evaluate_state(digits_task, head, digits_data.test))
     assert before < 0.3 and after > 0.75, (before, after)
@@ -86,7 +89,7 @@ def test_bladder_increment_runs(bladder_task: Task, phantoms: Dataset, id_key: b
 
 
 def test_centralized_baseline(digits_task: Task, digits_data: CoalitionData) -> None:
-    hp = digits_task.default_hyperparams
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
     res = train_centralized(digits_task, digits_data.pooled, digits_data.test, hp, passes=2, seed=0, threads=1)
     assert len(res.history) == 2 and res.score == res.history[-1] > 0.8
     assert coalition_passes(samples_trained=1000, local_epochs=2, pooled_size=1500) == 1
@@ -97,13 +100,14 @@ def test_centralized_baseline(digits_task: Task, digits_data: CoalitionData) -> 
 
 def test_distillation_and_logit_adjustment_keep_a_label_skewed_increment_from_forgetting(
         digits_task: Task, digits_data: CoalitionData, id_key: bytes) -> None:
-    hp = digits_task.default_hyperparams
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
     assert hp.distill > 0 and hp.logit_adjust  # the digits defaults
     head = digits_task.initial_state(0)
     pools = [DataPool(p, id_key) for p in digits_data.partners]
     for r in range(6):
         res = train_increment(digits_task, head, pools[r % 3], hp, seed=r, threads=1)
-        pools[r % 3].mark_used(res.data_ids)
+        pools[r % 3].hold_out(res.local_test_ids)
+        pools[r % 3].mark_contributed(res.new_ids)
         head = res.candidate
     before = mean_score(evaluate_state(digits_task, head, digits_data.test))
     # a hospital that only sees three of the ten classes

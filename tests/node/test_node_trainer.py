@@ -17,15 +17,16 @@ def _trainer(tmp: Path, floor: float | None) -> tuple[NodeTrainer, DirectoryMode
     head = task.initial_state(0)
     pools = [DataPool(p, KEY) for p in data.partners]
     for r in range(6):  # a head that has learnt all ten classes
-        res = train_increment(task, head, pools[r % 3], task.default_hyperparams, seed=r, threads=1)
-        pools[r % 3].mark_used(res.data_ids)
+        res = train_increment(task, head, pools[r % 3], task.default_hyperparams.updated({"batch_size": 96}), seed=r, threads=1)
+        pools[r % 3].hold_out(res.local_test_ids)
+        pools[r % 3].mark_contributed(res.new_ids)
         head = res.candidate
     pooled = data.pooled  # a hospital that only sees three of the ten classes
     skewed = DataPool(pooled.subset([i for i in range(len(pooled)) if int(pooled.y[i]) in (0, 1, 2)]), KEY)
     store = DirectoryModelStore(tmp / "models")
     parent = store.put_state(head)
     events: list[dict] = []
-    trainer = NodeTrainer(task, skewed, Evaluator(task, store, data.test), store, task.default_hyperparams, 7,
+    trainer = NodeTrainer(task, skewed, Evaluator(task, store, data.test), store, task.default_hyperparams.updated({"batch_size": 96}), 7,
                           tmp / "trained.json", log=lambda event, **kw: events.append({"event": event, **kw}),
                           self_check_floor=floor)
     return trainer, store, parent, events

@@ -18,15 +18,33 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tclearn.cli.errors import handle_errors
 from tclearn.errors import ConfigError
 
-DEFAULT_ROUNDS = {"bladder": 24, "digits": 12, "nifti": 12}
+# caps: a run stops earlier once the genesis stopping rule says the coalition has converged
+DEFAULT_ROUNDS = {"bladder": 120, "digits": 200, "nifti": 120}
+NETWORK_ROUNDS = {"bladder": 24, "digits": 12, "nifti": 12}  # --network: blocks to commit over real nodes
 
 
 @handle_errors
 def demo_command(
     task: str = typer.Option("bladder", "--task", help="bladder (default), digits, or nifti (with --data DIR)"),
     partners: int = typer.Option(4, "--partners", help="number of partners (members)"),
-    rounds: Optional[int] = typer.Option(None, "--rounds", help="blocks to commit (default: 24 bladder, 12 digits)"),
-    committee: int = typer.Option(3, "--committee", help="validators drawn per round (k)"),
+    rounds: Optional[int] = typer.Option(None, "--rounds",
+                                         help="at most this many blocks; the run stops earlier once converged "
+                                              "(default cap: 120 bladder, 200 digits)"),
+    committee: Optional[int] = typer.Option(None, "--committee",
+                                            help="validators drawn per round (k; default 3, or partners − 1 if fewer)"),
+    stop_patience: Optional[int] = typer.Option(None, "--stop-patience",
+                                                help="converged after this many rounds without an accepted increment "
+                                                     "raising G by more than --stop-min-delta (default max(12, 3 × "
+                                                     "partners); 0: no stopping rule)"),
+    stop_min_delta: float = typer.Option(0.0, "--stop-min-delta", help="gain on G that counts as improvement"),
+    adaptive_lr: bool = typer.Option(False, "--adaptive-lr",
+                                     help="genesis adaptive learning-rate policy: certified hyperparams blocks lower "
+                                          "the learning rate when G stalls"),
+    lr_factor: float = typer.Option(0.5, "--lr-factor", help="with --adaptive-lr: factor applied at each stall"),
+    lr_patience: Optional[int] = typer.Option(None, "--lr-patience",
+                                              help="with --adaptive-lr: stalled rounds before lowering "
+                                                   "(default: half the stopping patience)"),
+    per_partner: Optional[int] = typer.Option(None, "--per-partner", help="bladder: volumes per partner (default 24)"),
     lam: float = typer.Option(0.97, "--lambda", help="acceptance threshold λ in [0, 1]"),
     seed: int = typer.Option(0, "--seed", help="seed of everything: data, keys, training, network"),
     out: Path = typer.Option(Path("tclearn-demo"), "--out", help="output folder"),
@@ -55,8 +73,9 @@ def demo_command(
         if data is None:
             raise ConfigError("--task nifti needs --data DIR (imagesTr/ and labelsTr/)")
         options["root"] = str(data)
-    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 12)
+    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 120)
     if network:
+        n_rounds = rounds if rounds is not None else NETWORK_ROUNDS.get(task, 12)
         try:
             from tclearn.node import run_network_coalition
         except ImportError:
@@ -90,10 +109,12 @@ def demo_command(
     opts = DemoOptions(task=task, partners=partners, rounds=n_rounds, committee=committee, lam=lam, seed=seed,
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
+                       stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
+                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner,
                        task_options=options)
     console = Console(stderr=json_out)
-    console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, {n_rounds} rounds, committee {committee}, "
-                  f"λ={lam}, seed {seed} → {out}/")
+    console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "
+                  f"rounds), committee {opts.committee_size}, λ={lam}, seed {seed} → {out}/")
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         job = bar.add_task("rounds", total=n_rounds)
@@ -103,7 +124,10 @@ def demo_command(
             bar.update(job, completed=min(index, n_rounds),
                        description=f"block {index} {kind:<9} score {score:.3f}")
 
-        run = run_coalition(opts, progress)
+        def note(line: str) -> None:
+            bar.console.print(line)
+
+        run = run_coalition(opts, progress, note)
     write_report(run, out)
     figures = write_figures(run, out)
     if json_out:
@@ -112,4 +136,5 @@ def demo_command(
         typer.echo(json.dumps(report_dict(run), indent=2))
         return
     print_summary(run, console)
+    console.print(f"stopped: {run.extra.get('stopped_because', '')}")
     console.print(f"wrote {out / 'chain.db'}, {out / 'report.json'}, " + ", ".join(str(p) for p in figures))

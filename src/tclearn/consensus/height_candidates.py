@@ -16,7 +16,7 @@ from tclearn.consensus.phases import HeightEvent, HeightPhase, next_phase
 from tclearn.consensus.rules import decide_kind, flagged_validators
 from tclearn.errors import ConsensusError, EncodingError, InvalidBlockError
 from tclearn.ledger.block import Block
-from tclearn.ledger.records import Proposal, QualityVote, check_hash, check_int
+from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal, QualityVote, check_batch_counts, check_hash
 from tclearn.ledger.verify import verify_block
 from tclearn.quality import PairedScores, judge
 from tclearn.consensus.height_base import MAX_GOVERNANCE, MAX_PROPOSALS_PER_PROPOSER, HeightBase
@@ -30,15 +30,16 @@ class Candidate:
 
     model_hash: str
     increment_hash: str
-    sample_count: int
+    sample_count: int  # new contributions (they count towards D_i)
     data_ids_root: str
+    reused_count: int = 0  # samples contributed before and trained on again
+    reused_ids_root: str = EMPTY_IDS_ROOT
 
     def __post_init__(self) -> None:
         try:
             check_hash(self.model_hash, "model_hash")
             check_hash(self.increment_hash, "increment_hash")
-            check_int(self.sample_count, "sample_count", 1)
-            check_hash(self.data_ids_root, "data_ids_root")
+            check_batch_counts(self.sample_count, self.data_ids_root, self.reused_count, self.reused_ids_root)
         except EncodingError as exc:
             raise ConsensusError(f"candidate: {exc}") from None
 
@@ -69,7 +70,8 @@ class CandidateWork(HeightBase):
             proposer=self.me, height=self.h, prev_hash=self.state.head_hash,
             parent_model_hash=self.state.head_model_hash, model_hash=candidate.model_hash,
             increment_hash=candidate.increment_hash, sample_count=candidate.sample_count,
-            data_ids_root=candidate.data_ids_root,
+            data_ids_root=candidate.data_ids_root, reused_count=candidate.reused_count,
+            reused_ids_root=candidate.reused_ids_root,
         ).signed_by(self.identity)
         self.my_proposal = proposal
         self.dirty = True

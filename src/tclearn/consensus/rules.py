@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 from tclearn.ledger.records import QualityVote
 from tclearn.quality import g_floor_broken
 
-__all__ = ["quorum", "skip_threshold", "max_faulty", "decide_kind", "flagged_validators", "g_scores"]
+__all__ = ["quorum", "skip_threshold", "max_faulty", "decide_kind", "flagged_validators", "g_scores", "majority_g_scores"]
 
 
 def quorum(k: int) -> int:
@@ -78,6 +78,11 @@ def g_scores(vote: QualityVote) -> tuple[float, float] | None:
     if g_old is None or g_new is None:
         return None
     return (float(g_old), float(g_new))
+
+
+def majority_g_scores(votes: Sequence[QualityVote]) -> tuple[float, float] | None:
+    """The (g_old, g_new) that a strict majority of `votes` carries, or None."""
+    return _majority_g(votes)
 
 
 def _majority_g(votes: Sequence[QualityVote]) -> tuple[float, float] | None:

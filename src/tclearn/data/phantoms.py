@@ -21,6 +21,7 @@ were drawn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage  # type: ignore[import-untyped]
@@ -216,7 +217,7 @@ def phantom_coalition(
     n_partners: int,
     *,
     seed: int,
-    per_partner: int = 96,
+    per_partner: int | Sequence[int] = 96,
     test_size: int = 32,
     shape: tuple[int, int, int] = DEFAULT_PHANTOM_SHAPE,
 ) -> CoalitionData:
@@ -226,10 +227,11 @@ def phantom_coalition(
     `partner_profile(k)`; G's sample j comes from stream 0 and the scanner of
     partner j mod n, so G covers every hospital equally.
     """
-    if n_partners < 1 or per_partner < 1 or test_size < 1:
+    sizes = [per_partner] * n_partners if isinstance(per_partner, int) else [int(n) for n in per_partner]
+    if n_partners < 1 or len(sizes) != n_partners or min(sizes) < 1 or test_size < 1:
         raise DataError("a phantom coalition needs partners, samples per partner and test samples")
     partners = tuple(
-        phantom_dataset(per_partner, seed=seed, shape=shape, profile=partner_profile(k), stream=k + 1)
+        phantom_dataset(sizes[k], seed=seed, shape=shape, profile=partner_profile(k), stream=k + 1)
         for k in range(n_partners)
     )
     g_vols, g_masks = [], []

@@ -10,7 +10,6 @@ Members' keys are derived from the seed — for the demo only.
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 import time
@@ -28,7 +27,11 @@ from tclearn.demo.partners import (DATA_ATTACKS, MODEL_ATTACKS, CollusiveEvaluat
 from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
 from tclearn.errors import ConfigError
 from tclearn.identity import Identity
-from tclearn.learning import Evaluator, MemoryModelStore, coalition_passes, get_task, model_hash, train_centralized
+from tclearn.consensus.progress import Progress
+from tclearn.data.ids import dataset_ids
+from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get_task, model_hash, train_centralized,
+                              train_centralized_converged)
+from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.learning.evaluate import deterministic_mode
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
@@ -47,8 +50,8 @@ T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the virtual clock's start
 class DemoOptions:
     task: str = "bladder"
     partners: int = 4
-    rounds: int = 24
-    committee: int = 3
+    rounds: int = 24  # a cap: the run stops earlier when the genesis stopping rule says it converged
+    committee: int | None = None  # None: 3, or fewer when the partners are fewer than 4
     lam: float = 0.97
     seed: int = 0
     out: Path = Path("tclearn-demo")
@@ -59,12 +62,24 @@ class DemoOptions:
     collude: bool = False  # malicious partners drawn as validators vote for each other, against honest ones
     max_drop: float | None = None  # the quality rule's hard floor (genesis consensus.max_drop; None: default)
     self_check: bool = True  # honest partners score their candidate on G and shorten what the floor would refuse
+    # the genesis stopping rule: converged after `stop_patience` rounds without an accepted increment
+    # raising G by more than `stop_min_delta` (None: the task's default; 0: no stopping rule)
+    stop_patience: int | None = None
+    stop_min_delta: float = 0.0
+    adaptive_lr: bool = False  # the genesis adaptive learning-rate policy (opt-in)
+    lr_factor: float = 0.5
+    lr_patience: int | None = None  # None: half the stopping patience
+    per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
     task_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def committee_size(self) -> int:
+        return self.committee if self.committee is not None else max(1, min(3, self.partners - 1))
 
     def check(self) -> None:
         if self.partners < 2:
             raise ConfigError("--partners must be at least 2")
-        if not 1 <= self.committee <= self.partners - 1:
+        if self.committee is not None and not 1 <= self.committee <= self.partners - 1:
             raise ConfigError(f"--committee must lie in [1, {self.partners - 1}] (partners minus the proposer)")
         if self.rounds < 1:
             raise ConfigError("--rounds must be at least 1")
@@ -78,18 +93,47 @@ class DemoOptions:
             raise ConfigError("--max-drop must lie in [0, 1]")
         if self.malicious and self.attack not in ATTACKS:
             raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)} when --malicious > 0")
+        if self.stop_patience is not None and self.stop_patience < 0:
+            raise ConfigError("--stop-patience must be ≥ 0 (0: no stopping rule)")
+        if not 0.0 <= self.stop_min_delta < 1.0:
+            raise ConfigError("--stop-min-delta must lie in [0, 1)")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ConfigError("--lr-factor must lie in (0, 1)")
+        if self.lr_patience is not None and self.lr_patience < 1:
+            raise ConfigError("--lr-patience must be ≥ 1")
+        if self.per_partner is not None and self.per_partner < 4:
+            raise ConfigError("--per-partner must be at least 4")
+
+    def stopping_rule(self) -> StoppingRule | None:
+        patience = self.stop_patience if self.stop_patience is not None else default_stop_patience(self.partners)
+        return StoppingRule(patience=patience, min_delta=self.stop_min_delta) if patience else None
+
+    def lr_policy(self, hp: Any) -> LearningRatePolicy | None:
+        if not self.adaptive_lr:
+            return None
+        rule = self.stopping_rule()
+        patience = self.lr_patience or max(1, (rule.patience if rule else default_stop_patience(self.partners)) // 2)
+        return LearningRatePolicy(factor=self.lr_factor, patience=patience, min_lr=hp.learning_rate / 100)
+
+
+def default_stop_patience(partners: int) -> int:
+    """Rounds without a real gain on G before the coalition is called converged: every partner's turn, thrice."""
+    return max(12, 3 * partners)
 
 
 def _member_names(n: int) -> list[str]:
     return [f"hospital-{chr(ord('a') + i)}" if n <= 26 else f"hospital-{i:02d}" for i in range(n)]
 
 
+BLADDER_PER_PARTNER = 24  # volumes per hospital: a fixed data set that training re-uses, as a hospital's is
+
+
 def _coalition_data(task: Any, opts: DemoOptions) -> Any:
-    hp = task.default_hyperparams
     kwargs: dict[str, Any] = {}
     if opts.task == "bladder":
-        need = math.ceil(opts.rounds / opts.partners) + 2
-        kwargs["per_partner"] = max(24, need * hp.effective_batch_size)
+        kwargs["per_partner"] = opts.per_partner or BLADDER_PER_PARTNER
+        if opts.split != "iid":
+            kwargs["size_alpha"] = 0.5  # quantity skew (Dirichlet 0.5) on top of each hospital's scanner
     elif opts.task == "digits" and opts.split != "iid":
         kwargs["mode"] = "label_skew"
     elif opts.task == "nifti" and opts.split != "iid":
@@ -97,8 +141,13 @@ def _coalition_data(task: Any, opts: DemoOptions) -> Any:
     return task.coalition_data(opts.partners, seed=opts.seed, **kwargs)
 
 
-def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], None] | None = None) -> RunRecord:
-    """Run the coalition until `opts.rounds` blocks are committed; return the record (and write chain.db)."""
+def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], None] | None = None,
+                  note: Callable[[str], None] | None = None) -> RunRecord:
+    """Run the coalition until it converges (the genesis stopping rule) or commits `opts.rounds` blocks.
+
+    Returns the record (and writes the chains). `note` receives one line per
+    long step that is not a round (the centralised reference).
+    """
     opts.check()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -111,27 +160,29 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     identities = [Identity.from_seed(m, f"tclearn-demo-{opts.seed}".encode()) for m in names]
     store = MemoryModelStore()
     init_hash = store.put_state(task.initial_state(opts.seed))
+    stopping = opts.stopping_rule()
+    lr_policy = opts.lr_policy(hp)
     config = GenesisConfig(
         coalition_id=f"demo-{opts.task}-{opts.seed}", level="A",
         members=tuple(MemberInfo(i.member_id, i.public_key) for i in identities),
         task=task.name, architecture=task.architecture, model_config=dict(task.config), model_seed=opts.seed,
-        hyperparams=hp.genesis_dict(), lam=float(opts.lam), committee_size=opts.committee,
+        hyperparams=hp.genesis_dict(), lam=float(opts.lam), committee_size=opts.committee_size,
         test_set_hash=data.test.digest(), founder=names[0], revert_authorized=(names[0],), max_drop=opts.max_drop,
+        stopping=stopping, adaptive_lr=lr_policy,
     )
     genesis = build_genesis(config, init_hash, identities[0], T0_MS)
 
     timer = Timer()
-    registry = IdRegistry()
-    roots: dict[str, str] = {}
     key = f"tclearn-demo-data-ids-{opts.seed}".encode().ljust(16, b"\0")
+    registry = IdRegistry(test_ids=frozenset(dataset_ids(key, data.test)))
     evaluators: dict[str, Any] = {}
     trainers: dict[str, PartnerTrainer] = {}
     for i, m in enumerate(names):
         inner = Evaluator(task, store, data.test)
-        evaluators[m] = DuplicateCheckingEvaluator(inner, registry, roots, timer)
+        evaluators[m] = DuplicateCheckingEvaluator(inner, registry, timer)
         trainers[m] = PartnerTrainer(
             m, task, DataPool(data.partners[i], key), inner, store, hp, seed=opts.seed * 1000 + i,
-            registry=registry, roots=roots, timer=timer, key=key, attack=opts.attack if m in malicious else None,
+            registry=registry, timer=timer, key=key, attack=opts.attack if m in malicious else None,
             n_partners=opts.partners, n_malicious=opts.malicious,
             self_check_floor=config.floor if opts.self_check else None)
     if opts.collude:
@@ -150,15 +201,34 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     observer = honest[0]
     head_score = Evaluator(task, store, data.test)
     records: list[BlockRecord] = []
+    tracker = Progress()
+    tracker.observe(genesis)
+    stop: dict[str, Any] = {}  # height and reason once the stopping rule fires
+    lr_asked: dict[str, float] = {}
+    coalition: SimCoalition | None = None
 
     def on_commit(member: str, block: Block) -> None:
         if member != observer:
             return
         if block.kind == "increment":
-            registry.accept(block.data_ids_root)
-        records.append(timer.timed("reporting", _block_record, block, head_score, malicious, roots))
+            registry.accept(block)
+        tracker.observe(block)
+        rec = timer.timed("reporting", _block_record, block, head_score, malicious)
+        rec.elapsed_s = time.perf_counter() - t_start
+        records.append(rec)
         if progress is not None:
-            progress(block.index, block, records[-1].head_score)
+            progress(block.index, block, rec.head_score)
+        if stopping is not None and not stop and tracker.converged(stopping):
+            stop.update(height=block.index, reason=(
+                f"converged: no accepted increment raised G by more than {stopping.min_delta:g} "
+                f"in the last {stopping.patience} rounds"))
+        if lr_policy is not None and not stop and coalition is not None:
+            new_lr = tracker.next_learning_rate(lr_policy)
+            if new_lr is not None and lr_asked.get("at") != tracker.last_hyperparams:
+                lr_asked.update(at=tracker.last_hyperparams, lr=new_lr)  # once per stall: the block resets it
+                driver = coalition.drivers.get(observer)
+                if driver is not None:
+                    driver.request_hyperparams({"learning_rate": new_lr})
 
     coalition = SimCoalition(
         genesis, identities, evaluators=evaluators, trainers=trainers,
@@ -169,22 +239,27 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     t_loop = time.perf_counter()
     before = sum(timer.totals.values())
     max_ticks = 400 * opts.rounds
-    coalition.run_until(opts.rounds, max_ticks=max_ticks, members=honest)
+    coalition.run_until(opts.rounds, max_ticks=max_ticks, members=honest, stop=lambda: bool(stop))
+    if stop:  # let every honest member commit the height the rule fired at, so the chains agree
+        coalition.run_until(stop["height"], max_ticks=400, members=honest)
     loop_s = time.perf_counter() - t_loop
     phases_in_loop = sum(timer.totals.values()) - before
 
     chain = coalition.chain(observer)
+    if stop:
+        chain = chain[: stop["height"] + 1]
     t0 = time.perf_counter()
     verify_chain(chain, certificate_check=check_certificate)
     verify_s = time.perf_counter() - t0
     _export_chain(chain, out / "chain.db")
     for s in chain_stores.values():
         s.close()
+    records = [r for r in records if r.index < len(chain)]
 
     final_hash = chain[-1].model_hash
     run = RunRecord(task=task.name, metric=task.metric_name, partners=opts.partners, rounds=opts.rounds,
-                    committee=opts.committee, lam=opts.lam, seed=opts.seed, blocks=records, initial_score=initial,
-                    final_score=head_score.global_score(final_hash), malicious=malicious,
+                    committee=opts.committee_size, lam=opts.lam, seed=opts.seed, blocks=records,
+                    initial_score=initial, final_score=head_score.global_score(final_hash), malicious=malicious,
                     attack=opts.attack if malicious else None, chain_verified=True)
     run.extra["colluding"] = bool(opts.collude)
     run.extra["max_drop"] = config.floor
@@ -192,18 +267,20 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     run.extra["self_check"] = {"enabled": bool(opts.self_check), "proposals_checked": len(checks),
                                "shortened": sum(c.factor < 1.0 for c in checks),
                                "still_over_floor": sum(not c.within_floor for c in checks)}
-    if len(chain) - 1 < opts.rounds:
-        run.extra["stopped_early"] = (f"committed {len(chain) - 1} of {opts.rounds} rounds: the partners' "
-                                      f"unused data ran out or the run hit its tick limit")
+    if stop:
+        run.extra["stopped_because"] = stop["reason"]
+    elif len(chain) - 1 >= opts.rounds:
+        run.extra["stopped_because"] = f"round cap: {opts.rounds} rounds committed (--rounds) before converging"
+    else:
+        run.extra["stopped_because"] = (f"stalled: committed {len(chain) - 1} of {opts.rounds} rounds before the "
+                                        f"tick limit (no partner could fill a batch, or no quorum)")
+    run.extra["stopping_rule"] = None if stopping is None else stopping.to_dict()
+    run.extra["adaptive_lr"] = None if lr_policy is None else lr_policy.to_dict()
+    run.extra["hyperparams_blocks"] = [{"index": b.index, **dict(b.payload.get("hyperparams", {}))}
+                                       for b in chain if b.kind == "hyperparams"]
+    run.extra["data_ids"] = _contribution_summary(chain, registry)
     if opts.centralized:
-        trained = sum(int(b.payload["proposal"]["sample_count"]) for b in chain if b.kind == "increment")
-        passes = coalition_passes(max(trained, 1), hp.epochs, len(data.pooled))
-        t0 = time.perf_counter()
-        central = train_centralized(task, data.pooled, data.test, hp, passes=passes, seed=opts.seed,
-                                    model_seed=opts.seed, threads=1)
-        run.centralized_score = central.score
-        run.extra["centralized_passes"] = passes
-        run.extra["centralized_time_s"] = time.perf_counter() - t0
+        _centralized_reference(run, task, data, hp, chain, opts, note)
     if task.name in ("bladder", "nifti"):
         run.slice_example = _slice_example(task, store.get_state(final_hash), data.test)
     other = max(0.0, loop_s - phases_in_loop)  # the protocol's own work: messages, votes, checks
@@ -215,6 +292,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         "storage": timer.totals.get("storage", 0.0) + timer.totals.get("chain_storage", 0.0),
         "final_verification": verify_s,
     }
+    run.extra["coalition_time_s"] = loop_s
     run.extra["rounds_used"] = coalition.rounds()
     stats = coalition.network.stats
     run.extra["messages"] = {"sent": stats.sent, "delivered": stats.delivered, "bytes": stats.bytes}
@@ -222,6 +300,41 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     run.extra["violations"] = list(coalition.monitor.violations)
     run.wall_time_s = time.perf_counter() - t_start
     return run
+
+
+def _contribution_summary(chain: list[Block], registry: IdRegistry) -> dict[str, Any]:
+    """What the data ids say about the run: samples counted, re-used, refused (with the ids named)."""
+    new = reused = 0
+    for b in chain:
+        if b.kind == "increment":
+            p = b.payload["proposal"]
+            new += int(p["sample_count"])
+            reused += int(p.get("reused_count", 0))
+    return {"contributed": new, "reused": reused, "spent_ids": len(registry.spent),
+            "refusals": list(registry.refusals)}
+
+
+def _centralized_reference(run: RunRecord, task: Any, data: Any, hp: Any, chain: list[Block], opts: DemoOptions,
+                           note: Callable[[str], None] | None) -> None:
+    """The converged centralised reference (`centralized_score`) and the equal-budget one beside it."""
+    if note is not None:
+        note("training the centralised reference to convergence (early stopping on a validation split)")
+    central = train_centralized_converged(task, data.pooled, data.test, hp, seed=opts.seed, model_seed=opts.seed,
+                                          learning_rates=task.centralized_learning_rates, threads=1, progress=note)
+    run.centralized_score = central.score
+    run.extra["centralized"] = {"score": central.score, "validation_score": central.val_score,
+                                "learning_rate": central.learning_rate, "epochs": central.epochs,
+                                "best_epoch": central.best_epoch, "time_s": central.seconds,
+                                "search_time_s": central.total_seconds, "tried": central.tried,
+                                "curve": [[round(t, 3), round(v, 6), round(g, 6)] for t, v, g in central.history]}
+    trained = sum(Proposal.from_dict(b.payload["proposal"]).trained_count for b in chain if b.kind == "increment")
+    passes = coalition_passes(max(trained, 1), hp.epochs, len(data.pooled))
+    t0 = time.perf_counter()
+    budget = train_centralized(task, data.pooled, data.test, hp, passes=passes, seed=opts.seed,
+                               model_seed=opts.seed, threads=1)
+    run.extra["centralized_equal_budget_score"] = budget.score
+    run.extra["centralized_passes"] = passes
+    run.extra["centralized_time_s"] = time.perf_counter() - t0
 
 
 def _time_crypto_and_storage(coalition: SimCoalition, identities: list[Identity], stores: dict[str, Any],
@@ -252,7 +365,7 @@ def _export_chain(chain: list[Block], path: Path) -> None:
     st.close()
 
 
-def _block_record(block: Block, ev: Evaluator, malicious: list[str], roots: dict[str, str]) -> BlockRecord:
+def _block_record(block: Block, ev: Evaluator, malicious: list[str]) -> BlockRecord:
     rec = BlockRecord(index=block.index, kind=block.kind, contributor=block.contributor,
                       head_score=ev.global_score(block.model_hash), strengths=dict(block.strengths),
                       malicious=block.contributor in malicious, block_hash=block.block_hash,

@@ -10,10 +10,12 @@ given the coalition's floor (`self_check_floor`), first scores its candidate
 on G and shortens an increment the floor would refuse
 (`tclearn.learning.backtrack_to_floor`).
 
-Data ids: every batch's anonymised ids are published to an `IdRegistry` (the
-list the vault keeps, DESIGN.md §3) under their Merkle root; a validator that
-finds ids already used by an accepted increment votes the candidate down
-(`DuplicateCheckingEvaluator`).
+Data ids: every batch's anonymised ids (new contributions and re-used
+samples) are published to an `IdRegistry` (the list the vault keeps, DESIGN.md
+§3); a validator whose check of them fails (a spent sample claimed as new, a
+count that does not match, a sample of G) votes the candidate down
+(`DuplicateCheckingEvaluator`). Ids account for contribution only: once its
+fresh samples are contributed, a partner keeps training on them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 from tclearn.attacks.data_attacks import poison_batch
 from tclearn.attacks import model_attacks
 from tclearn.consensus.height_candidates import Candidate
-from tclearn.data import DataPool, Dataset, merkle_root
+from tclearn.data import DataPool, Dataset
+from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
 from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task, backtrack_to_floor, train_increment
 from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
@@ -58,34 +61,55 @@ class Timer:
 
 
 class IdRegistry:
-    """Data ids of every proposed batch, by Merkle root, and the ids spent by accepted increments."""
+    """The id lists behind every proposed candidate, and the ids counted by accepted increments.
 
-    def __init__(self) -> None:
-        self.batches: dict[str, tuple[str, ...]] = {}
-        self.spent: set[str] = set()
+    It stands for the off-chain list DESIGN.md §3 keeps (every node's store at
+    level A): partners publish their batch's lists with the proposal's claimed
+    counts and roots; validators check them (`tclearn.data.accounting`) before
+    scoring; committed increments add their new ids to `spent`.
+    """
 
-    def publish(self, ids: tuple[str, ...]) -> str:
-        root = merkle_root(list(ids))
-        self.batches[root] = ids
-        return root
+    def __init__(self, test_ids: frozenset[str] = frozenset()) -> None:
+        self.claims: dict[str, tuple[BatchIds, Candidate]] = {}  # by candidate model hash
+        self.spent = SpentIds()
+        self.test_ids = test_ids
+        self.refusals: list[dict[str, Any]] = []  # what validators refused, with the id named
 
-    def accept(self, root: str) -> None:
-        self.spent.update(self.batches.get(root, ()))
+    def publish(self, ids: BatchIds, candidate: Candidate) -> None:
+        self.claims[candidate.model_hash] = (ids, candidate)
 
-    def duplicates(self, root: str) -> set[str]:
-        return set(self.batches.get(root, ())) & self.spent
+    def accept(self, block: Any) -> None:
+        """A committed increment: its new contributions are counted from now on."""
+        claim = self.claims.get(block.model_hash)
+        if claim is not None:
+            self.spent.accept(claim[0].new)
+
+    def check(self, model_hash: str) -> None:
+        """Raise `BatchRefused` if the candidate's published lists break the accounting rules."""
+        claim = self.claims.get(model_hash)
+        if claim is None:
+            raise BatchRefused(f"no id lists were published for candidate {model_hash}")
+        ids, c = claim
+        try:
+            check_batch_ids(ids, sample_count=c.sample_count, data_ids_root=c.data_ids_root,
+                            reused_count=c.reused_count, reused_ids_root=c.reused_ids_root,
+                            spent=self.spent, test_ids=self.test_ids)
+        except BatchRefused as exc:
+            self.refusals.append({"model_hash": model_hash, "reason": str(exc), "data_id": exc.data_id})
+            raise
 
 
 class DuplicateCheckingEvaluator:
-    """Wraps a learning evaluator: a candidate whose batch replays spent samples is invalid."""
+    """Wraps a learning evaluator: a candidate whose id lists break the accounting rules is invalid."""
 
-    def __init__(self, inner: Any, registry: IdRegistry, roots: dict[str, str], timer: Timer) -> None:
-        self.inner, self.registry, self.roots, self.timer = inner, registry, roots, timer
+    def __init__(self, inner: Any, registry: IdRegistry, timer: Timer) -> None:
+        self.inner, self.registry, self.timer = inner, registry, timer
 
     def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
-        root = self.roots.get(candidate_model_hash)
-        if root is not None and self.registry.duplicates(root):
-            raise InvalidModelError("the candidate's batch repeats samples already used by an accepted increment")
+        try:
+            self.registry.check(candidate_model_hash)
+        except BatchRefused as exc:
+            raise InvalidModelError(f"batch refused: {exc}") from None
         return self.timer.timed("evaluation", self.inner.evaluate, parent_model_hash, candidate_model_hash)
 
     def __getattr__(self, name: str) -> Any:
@@ -111,14 +135,14 @@ class PartnerTrainer:
     """Trains increments for one partner (see the module docstring)."""
 
     def __init__(self, member_id: str, task: Task, pool: DataPool, evaluator: Any, store: ModelStore,
-                 hp: HyperParams, *, seed: int, registry: IdRegistry, roots: dict[str, str], timer: Timer, key: bytes,
+                 hp: HyperParams, *, seed: int, registry: IdRegistry, timer: Timer, key: bytes,
                  attack: str | None = None, n_partners: int = 1, n_malicious: int = 0,
                  self_check_floor: float | None = None) -> None:
         self.member_id, self.task, self.pool, self.evaluator, self.store = member_id, task, pool, evaluator, store
         # the coalition's max_drop on G; None: propose without checking first (attackers never check)
         self.self_check_floor = self_check_floor if attack is None else None
         self.self_checks: list[SelfCheck] = []  # one per proposal, for reports and tests
-        self.hp, self.seed, self.registry, self.roots, self.timer = hp, seed, registry, roots, timer
+        self.hp, self.seed, self.registry, self.timer = hp, seed, registry, timer
         self.attack = attack
         self.key = key
         self.n_partners, self.n_malicious = n_partners, n_malicious
@@ -139,15 +163,19 @@ class PartnerTrainer:
         if self.attack in DATA_ATTACKS and self.attack != "replay" and self.first_batch_ids is None:
             # a poisoned copy of the partner's data replaces it for good
             self.pool = DataPool(poison_batch(self.task, self.pool.data, self.attack, self.rng), self.key)
-        pool = self.pool
+        pool, spent = self.pool, self.registry.spent
         if self.attack == "replay" and self.first_batch_ids is not None:
-            spent = [n for n, i in enumerate(self.pool.ids) if i in self.pool.used]
-            pool = DataPool(self.pool.data.subset(spent), self.key)  # samples it already contributed
-        if len(pool.available()) < hp.effective_batch_size:
-            return None  # this partner's data is spent: pass the turn
+            counted = [n for n, i in enumerate(self.pool.ids) if i in spent]
+            pool, spent = DataPool(self.pool.data.subset(counted), self.key), SpentIds()  # claimed as new again
+        trainable = len(pool.fresh(spent)) + len(pool.reusable(spent))
+        if trainable < hp.min_batch_size:
+            return None  # too few samples to fill the coalition's minimum batch: pass the turn
+        if trainable < hp.effective_batch_size:
+            hp = hp.updated({"batch_size": trainable})  # a small hospital trains on all it has
         head = self.timer.timed("storage", self.store.get_state, parent_model_hash)
         seed = int(np.random.default_rng([self.seed, height]).integers(2**31))
-        res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1)
+        res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1,
+                               spent=spent)
         if self.first_batch_ids is None:
             self.first_batch_ids = res.data_ids
         if self.self_check_floor is not None:
@@ -160,18 +188,19 @@ class PartnerTrainer:
             candidate, inc = self._attack_increment(head, res, hp, height)
         cand_hash = model_hash(candidate)
         self.timer.timed("storage", self.store.put_state, candidate)
-        # the partner's local test share joins its L (a poisoned one stays out of it)
+        # the partner's local test share joins its L (a poisoned one stays out of it) and is never trained on
+        if pool is self.pool:
+            self.pool.hold_out(res.local_test_ids)
         if self.attack is None:
             self.evaluator.add_local_test(res.local_test)
-        if pool is self.pool:
-            self.pool.mark_used(res.data_ids)
-        root = self.registry.publish(res.data_ids)
-        self.roots[cand_hash] = root
         if self.attack is not None:
             self.malicious_models.add(cand_hash)
         self.proposed += 1
-        return Candidate(model_hash=cand_hash, increment_hash=increment_hash(inc), sample_count=res.sample_count,
-                         data_ids_root=root)
+        proposal = Candidate(model_hash=cand_hash, increment_hash=increment_hash(inc), sample_count=res.sample_count,
+                             data_ids_root=res.data_ids_root, reused_count=res.reused_count,
+                             reused_ids_root=res.reused_ids_root)
+        self.registry.publish(BatchIds(res.new_ids, res.reused_ids), proposal)
+        return proposal
 
     def _attack_increment(self, head: dict[str, torch.Tensor], res: Any, hp: HyperParams,
                           height: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

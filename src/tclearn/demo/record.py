@@ -27,6 +27,7 @@ class BlockRecord:
     malicious: bool = False
     block_hash: str = ""
     timestamp: int = 0
+    elapsed_s: float = 0.0  # wall time from the start of the run to this block's commit
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

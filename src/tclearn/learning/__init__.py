@@ -12,7 +12,9 @@
 * `centralized`: the pooled-data baseline.
 """
 
-from tclearn.learning.centralized import CentralizedResult, coalition_passes, train_centralized
+from tclearn.learning.centralized import (
+    CentralizedResult, ConvergedResult, coalition_passes, train_centralized, train_centralized_converged,
+)
 from tclearn.learning.errors import HashMismatchError, InvalidModelError, ModelNotFoundError
 from tclearn.learning.evaluate import deterministic_mode, evaluate_model, evaluate_state, mean_score, torch_threads
 from tclearn.learning.evaluator import Evaluator
@@ -39,6 +41,8 @@ __all__ = [
     "CentralizedResult",
     "coalition_passes",
     "train_centralized",
+    "train_centralized_converged",
+    "ConvergedResult",
     "HashMismatchError",
     "InvalidModelError",
     "ModelNotFoundError",

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +45,9 @@ class BladderTask(Task):
     name: ClassVar[str] = "bladder"
     metric_name: ClassVar[str] = "dice"
     architecture: ClassVar[str] = "monai.networks.nets.UNet"
+    # the centralised reference's rate, chosen on its validation split from {0.09, 0.03, 0.01, 0.0033}
+    # (bench/centralized_vs_tclearn.py searches the grid again for every seed)
+    centralized_learning_rates: ClassVar[tuple[float, ...] | None] = (0.03,)
     # Calibrated on 4 phantom partners (see the module docstring): Adam 1e-2, 3 local
     # epochs over 10 drawn volumes (8 trained, 2 to L) in mini-batches of 4.
     default_hyperparams: ClassVar[HyperParams] = HyperParams(
@@ -130,10 +134,21 @@ class BladderTask(Task):
             raise LearningError(f"{self.name} needs [N, 2, {self.shape}] inputs and masks, got {data.sample_shape}")
 
     def coalition_data(  # type: ignore[override]  # task-specific options
-        self, n_partners: int, *, seed: int, per_partner: int = 96, test_size: int = 32
+        self, n_partners: int, *, seed: int, per_partner: int = 96, test_size: int = 32, size_alpha: float | None = None
     ) -> CoalitionData:
-        """Phantom pools, one scanner profile per partner, and a G covering every scanner."""
-        return phantom_coalition(n_partners, seed=seed, per_partner=per_partner, test_size=test_size, shape=self.shape)
+        """Phantom pools, one scanner profile per partner, and a G covering every scanner.
+
+        `size_alpha`: non-IID hospitals — the `n_partners · per_partner`
+        volumes are shared out in Dirichlet(`size_alpha`) proportions (each
+        keeps at least a batch and a half), on top of each one's scanner.
+        """
+        sizes: Any = per_partner
+        if size_alpha is not None:
+            total = n_partners * per_partner
+            floor = min(per_partner, int(1.5 * self.default_hyperparams.effective_batch_size))
+            shares = np.random.default_rng([seed, 0x512E]).dirichlet([size_alpha] * n_partners)
+            sizes = [floor + int(round(s * (total - floor * n_partners))) for s in shares]
+        return phantom_coalition(n_partners, seed=seed, per_partner=sizes, test_size=test_size, shape=self.shape)
 
 
 class NiftiTask(BladderTask):

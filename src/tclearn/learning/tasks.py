@@ -90,6 +90,9 @@ class Task(ABC):
     metric_name: ClassVar[str]
     architecture: ClassVar[str]
     default_hyperparams: ClassVar[HyperParams]
+    # the centralised reference's learning-rate grid, searched on its validation split
+    # (None: the task's own rate, 3× above and 3× below; see `centralized.train_centralized_converged`)
+    centralized_learning_rates: ClassVar[tuple[float, ...] | None] = None
 
     @property
     @abstractmethod

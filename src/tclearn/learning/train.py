@@ -1,20 +1,22 @@
 """A partner's training step: one increment of the coalition's model.
 
 The round (DESIGN.md §1, step 1): the partner takes the head model, draws a
-batch of at least `min_batch_size` samples it has not used yet, sets aside a
-share of that batch as local test data (which joins its local test set L),
-trains the head model on the rest for `epochs` local passes, and publishes
-the increment `new − head` with the candidate's hash, the sample count and
-the Merkle root of the batch's data ids.
+batch of at least `min_batch_size` samples — fresh ones first (never
+contributed; a share of them is set aside as local test data, which joins its
+local test set L), then samples it contributed before, trained on again —,
+trains the head model on it for `epochs` local passes, and publishes the
+increment `new − head` with the candidate's hash, and the counts and Merkle
+roots of the new and of the re-used ids.
 
 What is returned and what the caller does with it:
 * `candidate` = head + increment (see `serialize`: the candidate is defined by
   the increment, bit for bit) and its `model_hash`; `increment` and its hash;
-* `sample_count`: samples trained on (the local-test share excluded): D_i;
-* `data_ids` (train ids, then local-test ids) and `data_ids_root`;
+* `sample_count` and `data_ids_root`: the new contributions (they count
+  towards D_i); `reused_count` and `reused_ids_root`: the re-used samples;
 * `local_test`: the samples to add to the partner's L (`Evaluator.add_local_test`).
-The pool is not changed: call `pool.mark_used(result.data_ids)` when the
-protocol says the batch is spent (at the latest when it is accepted).
+The pool is not changed: call `pool.hold_out(result.local_test_ids)` when the
+share joins L, and `pool.mark_contributed(result.new_ids)` when the chain
+accepts the increment.
 
 Randomness: the draw uses a numpy Generator and the mini-batch order a torch
 Generator, both from `seed`; torch's global generator is not touched.
@@ -23,6 +25,7 @@ Generator, both from `seed`; torch's global generator is not touched.
 from __future__ import annotations
 
 import copy
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -50,11 +53,25 @@ class TrainResult:
     increment: State
     model_hash: str
     increment_hash: str
-    sample_count: int
-    train_ids: tuple[str, ...]
+    new_ids: tuple[str, ...]
+    reused_ids: tuple[str, ...]
     local_test_ids: tuple[str, ...]
     local_test: Dataset
     train_loss: float
+
+    @property
+    def sample_count(self) -> int:
+        """New contributions: what the increment adds to its proposer's D_i."""
+        return len(self.new_ids)
+
+    @property
+    def reused_count(self) -> int:
+        return len(self.reused_ids)
+
+    @property
+    def train_ids(self) -> tuple[str, ...]:
+        """Ids of every sample trained on: new, then re-used."""
+        return self.new_ids + self.reused_ids
 
     @property
     def data_ids(self) -> tuple[str, ...]:
@@ -63,7 +80,12 @@ class TrainResult:
 
     @property
     def data_ids_root(self) -> str:
-        return merkle_root(self.data_ids)
+        """Merkle root of the new contributions' ids."""
+        return merkle_root(self.new_ids)
+
+    @property
+    def reused_ids_root(self) -> str:
+        return merkle_root(self.reused_ids)
 
 
 def make_optimizer(model: nn.Module, hp: HyperParams) -> torch.optim.Optimizer:
@@ -146,32 +168,32 @@ def train_increment(
     *,
     seed: int,
     threads: int | None = None,
+    spent: Container[str] = (),
 ) -> TrainResult:
-    """Train one increment of `head` on a fresh batch of `pool` (see the module docstring).
+    """Train one increment of `head` on a batch of `pool` (see the module docstring).
 
+    `spent`: ids the coalition has already counted (accepted increments'
+    contributions, anyone's), which this batch may re-use but not claim as new.
     `threads`: torch intra-op threads while training (None: leave torch's setting).
     """
     n = hp.effective_batch_size
     if n < hp.min_batch_size:
         raise LearningError(f"a batch of {n} is below the minimum of {hp.min_batch_size}")
-    batch, ids = pool.draw(n, np.random.default_rng([seed, 0x7EA1]))
-    n_test = int(round(hp.local_test_share * n))
-    if n_test >= n:
-        raise LearningError("the local-test share leaves no sample to train on")
+    batch = pool.draw_batch(n, np.random.default_rng([seed, 0x7EA1]), local_test_share=hp.local_test_share,
+                            spent=spent)
     parent = canonical_state(head)
     model = task.model_from_state(parent)
-    train_part = batch.subset(range(n_test, n))
     with torch_threads(threads):
-        loss = fit(task, model, train_part, hp, torch.Generator().manual_seed(int(seed)))
+        loss = fit(task, model, batch.train, hp, torch.Generator().manual_seed(int(seed)))
     inc, candidate = candidate_from(model.state_dict(), parent)
     return TrainResult(
         candidate=candidate,
         increment=inc,
         model_hash=model_hash(candidate),
         increment_hash=increment_hash(inc),
-        sample_count=n - n_test,
-        train_ids=ids[n_test:],
-        local_test_ids=ids[:n_test],
-        local_test=batch.subset(range(n_test)),
+        new_ids=batch.new_ids,
+        reused_ids=batch.reused_ids,
+        local_test_ids=batch.local_test_ids,
+        local_test=batch.local_test,
         train_loss=loss,
     )

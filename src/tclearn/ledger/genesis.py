@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from tclearn.errors import ConfigError
 from tclearn.identity import Identity, check_member_id, IdentityError
 from tclearn.ledger.block import EMPTY_ROOT, ZERO_HASH, Block
+from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.ledger.records import check_hash
 from tclearn.quality import DEFAULT_MAX_DROP
 from tclearn.errors import EncodingError
@@ -77,6 +78,10 @@ class GenesisConfig:
     # the quality rule's hard floor (tclearn.quality); None: the default, and
     # nothing recorded, so chains from before the key existed keep their hash
     max_drop: float | None = None
+    # when the coalition has converged, and the adaptive learning-rate policy (opt-in);
+    # None: nothing recorded (older chains keep their hash)
+    stopping: StoppingRule | None = None
+    adaptive_lr: LearningRatePolicy | None = None
 
     @property
     def floor(self) -> float:
@@ -133,7 +138,9 @@ class GenesisConfig:
                 "committee_size": self.committee_size,
                 "revert_authorized": list(self.revert_authorized),
                 **({} if self.max_drop is None else {"max_drop": float(self.max_drop)}),
+                **({} if self.stopping is None else {"stopping": self.stopping.to_dict()}),
             },
+            **({} if self.adaptive_lr is None else {"adaptive_lr": self.adaptive_lr.to_dict()}),
             "test_set_hash": self.test_set_hash,
             "supervisor": self.supervisor,
             "founder": self.founder_id,
@@ -158,6 +165,9 @@ class GenesisConfig:
                 committee_size=p["consensus"]["committee_size"],
                 revert_authorized=tuple(p["consensus"]["revert_authorized"]),
                 max_drop=p["consensus"].get("max_drop"),
+                stopping=(None if p["consensus"].get("stopping") is None
+                          else StoppingRule.from_dict(p["consensus"]["stopping"])),
+                adaptive_lr=None if p.get("adaptive_lr") is None else LearningRatePolicy.from_dict(p["adaptive_lr"]),
                 test_set_hash=p["test_set_hash"],
                 supervisor=p["supervisor"],
                 founder=p["founder"],
@@ -240,9 +250,29 @@ def parse_config(
         committee_size=_get(cons, "consensus", "committee_size", int),
         revert_authorized=tuple(_get(cons, "consensus", "revert_authorized", list, [])),
         max_drop=_optional_float(cons, "consensus", "max_drop"),
+        stopping=_stopping(cons),
+        adaptive_lr=_adaptive_lr(data),
         test_set_hash=_get(test_set, "test_set", "hash", str, "0" * 64),
     )
     return config, missing_keys
+
+
+def _stopping(cons: Mapping[str, Any]) -> StoppingRule | None:
+    patience = _get(cons, "consensus", "stop_patience", int, None)
+    if patience is None:
+        if "stop_min_delta" in cons:
+            raise ConfigError("consensus.stop_min_delta needs consensus.stop_patience")
+        return None
+    return StoppingRule(patience=patience, min_delta=float(_get(cons, "consensus", "stop_min_delta", (int, float), 0.0)))
+
+
+def _adaptive_lr(data: Mapping[str, Any]) -> LearningRatePolicy | None:
+    table = data.get("adaptive_lr")
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ConfigError("[adaptive_lr] must be a table")
+    return LearningRatePolicy.from_dict(table)
 
 
 def _optional_float(table: Mapping[str, Any], section: str, key: str) -> float | None:

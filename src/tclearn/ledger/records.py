@@ -19,7 +19,7 @@ from tclearn.errors import EncodingError, SignatureError
 from tclearn.identity import Identity, verify_signature
 from tclearn.ledger.encoding import Layout, encode_map, map_layout, sha256_hex, tagged
 
-__all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash"]
+__all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash", "check_batch_counts", "EMPTY_IDS_ROOT"]
 
 HASH_LEN = 64  # hex SHA-256
 R = TypeVar("R", bound="SignedRecord")
@@ -43,6 +43,30 @@ def check_str(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 256:
         raise EncodingError(f"{name} must be a non-empty string")
     return value
+
+
+EMPTY_IDS_ROOT = sha256_hex(b"")  # Merkle root of no id (`tclearn.data.ids.EMPTY_ROOT`)
+
+
+def check_batch_counts(sample_count: Any, data_ids_root: Any, reused_count: Any = 0,
+                       reused_ids_root: Any = EMPTY_IDS_ROOT) -> None:
+    """The counts and Merkle roots of a batch's new and re-used ids agree as far as the chain can tell.
+
+    A batch trains on at least one sample; a list is empty exactly when its
+    count is zero (the empty root). Whether a count matches its list, and
+    whether an id is really new, is checked by validators against the lists
+    (`tclearn.data.accounting`), which the chain does not hold.
+    """
+    check_int(sample_count, "sample_count", 0)
+    check_hash(data_ids_root, "data_ids_root")
+    check_int(reused_count, "reused_count", 0)
+    check_hash(reused_ids_root, "reused_ids_root")
+    if sample_count + reused_count < 1:
+        raise EncodingError("a batch trains on at least one sample (sample_count + reused_count ≥ 1)")
+    if (sample_count == 0) != (data_ids_root == EMPTY_IDS_ROOT):
+        raise EncodingError("data_ids_root must be the empty root exactly when sample_count is 0")
+    if (reused_count == 0) != (reused_ids_root == EMPTY_IDS_ROOT):
+        raise EncodingError("reused_ids_root must be the empty root exactly when reused_count is 0")
 
 
 def check_scores(value: Any, name: str) -> dict[str, float]:
@@ -75,23 +99,42 @@ def _layouts(cls: type) -> tuple[Layout, Layout]:
     return map_layout(_body_names(cls)), map_layout(_all_names(cls))
 
 
+@functools.lru_cache(maxsize=None)
+def _layout_without(cls: type, omitted: tuple[str, ...], whole: bool) -> Layout:
+    names = _all_names(cls) if whole else _body_names(cls)
+    return map_layout(tuple(n for n in names if n not in omitted))
+
+
 @dataclass(frozen=True)
 class SignedRecord:
     """Base: canonical signing bytes, sign, verify, dict round-trip."""
 
     TAG: ClassVar[str] = ""
+    # fields left out of every encoding while they hold their default (added to a record
+    # after chains were written: records that do not use them keep their bytes and hashes)
+    OPTIONAL: ClassVar[dict[str, Any]] = {}
     signature: bytes = field(default=b"", kw_only=True)
 
+    def _omitted(self) -> tuple[str, ...]:
+        return tuple(name for name, default in self.OPTIONAL.items() if getattr(self, name) == default)
+
+    def _layout(self, whole: bool) -> Layout:
+        omitted = self._omitted() if self.OPTIONAL else ()
+        if not omitted:
+            return _layouts(type(self))[1 if whole else 0]
+        return _layout_without(type(self), omitted, whole)
+
     def body(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _body_names(type(self))}
+        omitted = self._omitted() if self.OPTIONAL else ()
+        return {name: getattr(self, name) for name in _body_names(type(self)) if name not in omitted}
 
     def signing_bytes(self) -> bytes:
         """canonical_bytes({"type": TAG, "body": body()}), straight from the fields (`encode_map`)."""
-        return tagged(self.TAG, encode_map(self.__dict__, _layouts(type(self))[0]))
+        return tagged(self.TAG, encode_map(self.__dict__, self._layout(False)))
 
     def encoded(self) -> bytes:
         """canonical_bytes(self.to_dict()): the record as it sits inside a block."""
-        return encode_map(self.__dict__, _layouts(type(self))[1])
+        return encode_map(self.__dict__, self._layout(True))
 
     def signer(self) -> str:
         raise NotImplementedError
@@ -118,7 +161,7 @@ class SignedRecord:
             raise EncodingError(f"{cls.TAG} must be a map")
         names = set(_all_names(cls))
         unknown = set(data) - names
-        missing = names - set(data)
+        missing = names - set(data) - set(cls.OPTIONAL)
         if unknown or missing:
             raise EncodingError(
                 f"{cls.TAG}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}"
@@ -137,14 +180,19 @@ class Proposal(SignedRecord):
     """A partner's candidate increment for the block at `height`."""
 
     TAG: ClassVar[str] = "proposal"
+    OPTIONAL: ClassVar[dict[str, Any]] = {"reused_count": 0, "reused_ids_root": EMPTY_IDS_ROOT}
     proposer: str
     height: int
     prev_hash: str
     parent_model_hash: str
     model_hash: str
     increment_hash: str
+    # new contributions: samples no accepted increment has used before; they count towards D_i
     sample_count: int
-    data_ids_root: str
+    data_ids_root: str  # Merkle root of their anonymised ids
+    # samples contributed earlier and trained on again: trained, never counted twice
+    reused_count: int = 0
+    reused_ids_root: str = EMPTY_IDS_ROOT
 
     def __post_init__(self) -> None:
         check_str(self.proposer, "proposer")
@@ -153,8 +201,12 @@ class Proposal(SignedRecord):
         check_hash(self.parent_model_hash, "parent_model_hash")
         check_hash(self.model_hash, "model_hash")
         check_hash(self.increment_hash, "increment_hash")
-        check_int(self.sample_count, "sample_count", 1)
-        check_hash(self.data_ids_root, "data_ids_root")
+        check_batch_counts(self.sample_count, self.data_ids_root, self.reused_count, self.reused_ids_root)
+
+    @property
+    def trained_count(self) -> int:
+        """Samples the increment was trained on: new contributions and re-used ones."""
+        return self.sample_count + self.reused_count
 
     def signer(self) -> str:
         return self.proposer

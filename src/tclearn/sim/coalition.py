@@ -266,13 +266,19 @@ class SimCoalition:
         for _ in range(ticks):
             self.step()
 
-    def run_until(self, height: int, max_ticks: int, members: Iterable[str] | None = None) -> bool:
-        """Step until every listed member (default: the honest ones that are up) reached `height`."""
+    def run_until(self, height: int, max_ticks: int, members: Iterable[str] | None = None,
+                  stop: Callable[[], bool] | None = None) -> bool:
+        """Step until every listed member (default: the honest ones that are up) reached `height`.
+
+        `stop`: asked after every step; True ends the run early (it returns False then).
+        """
         watched = list(members) if members is not None else None
         for _ in range(max_ticks):
             if self._reached(height, watched):
                 return True
             self.step()
+            if stop is not None and stop():
+                return False
         return self._reached(height, watched)
 
     def _reached(self, height: int, watched: list[str] | None) -> bool:

@@ -1,0 +1,106 @@
+"""Has the coalition stopped learning? The stopping rule and the adaptive learning-rate policy.
+
+Why from the chain alone: every quality vote carries the validators' scores
+on the shared test set G, and a strict majority of them agree (evaluation is
+deterministic), so every member reads the same G score of the head model off
+every increment or rejected block. Whether the coalition has converged, and
+whether the learning rate should come down, are then pure functions of the
+chain: every node reaches the same answer at the same height, and a node
+that catches up replays it.
+
+* `StoppingRule(patience, min_delta)`: converged when no accepted increment
+  has raised the best G score by more than `min_delta` in the last
+  `patience` rounds (blocks), counted from the later of the last such
+  improvement and the last `hyperparams` block (a new learning rate gets its
+  chance before the coalition gives up).
+* `LearningRatePolicy(factor, patience, min_lr, min_delta)`: after `patience`
+  rounds without such an improvement (counted the same way), propose a
+  `hyperparams` block that multiplies the learning rate by `factor`, never
+  below `min_lr` (the paper's §3.1: lower the rate as the model matures).
+
+No torch, no clock: blocks in, decisions out.
+"""
+
+from __future__ import annotations
+
+from tclearn.consensus.rules import majority_g_scores
+from tclearn.ledger.block import Block
+from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
+
+__all__ = ["StoppingRule", "LearningRatePolicy", "Progress", "head_g_score"]
+
+
+def head_g_score(block: Block) -> float | None:
+    """The G score of the head model after `block`, as the majority of its quality votes measured it."""
+    if block.kind not in ("increment", "rejected"):
+        return None
+    g = majority_g_scores(block.quality_votes)
+    if g is None:
+        return None
+    return g[1] if block.kind == "increment" else g[0]
+
+
+class Progress:
+    """Folds committed blocks: the head's G score after each, and when it last really improved."""
+
+    def __init__(self) -> None:
+        self.height = 0
+        self.head_score: float | None = None
+        self.scores: dict[int, float] = {}  # head G score after each block that states one
+        self._steps: list[tuple[int, float]] = []  # (height, G) of the starting point and each increment
+        self.last_hyperparams = 0  # height of the last hyperparams block
+        self.learning_rate: float | None = None
+
+    @property
+    def best(self) -> float | None:
+        return max((g for _, g in self._steps), default=None)
+
+    def observe(self, block: Block) -> None:
+        self.height = block.index
+        if block.kind == "genesis":
+            lr = block.payload.get("config", {}).get("hyperparams", {}).get("learning_rate")
+            self.learning_rate = None if lr is None else float(lr)
+            return
+        if block.kind == "hyperparams":
+            self.last_hyperparams = block.index
+            lr = block.payload.get("hyperparams", {}).get("learning_rate")
+            if lr is not None:
+                self.learning_rate = float(lr)
+            return
+        g = majority_g_scores(block.quality_votes) if block.kind in ("increment", "rejected") else None
+        if g is None:
+            return
+        if not self._steps:
+            self._steps.append((block.index - 1, g[0]))  # the model the first scored block started from
+        score = g[1] if block.kind == "increment" else g[0]
+        if block.kind == "increment":
+            self._steps.append((block.index, score))
+        self.scores[block.index] = score
+        self.head_score = score
+
+    def last_improvement(self, min_delta: float) -> int:
+        """Height of the last increment that raised the best G score by more than `min_delta`."""
+        if not self._steps:
+            return 0
+        at, best = self._steps[0]
+        for height, g in self._steps[1:]:
+            if g > best + min_delta:  # as Keras' EarlyStopping: small gains add up until one counts
+                at, best = height, g
+        return at
+
+    def stalled_for(self, min_delta: float) -> int:
+        """Rounds since the later of the last real improvement and the last hyperparams block."""
+        return self.height - max(self.last_improvement(min_delta), self.last_hyperparams)
+
+    def converged(self, rule: StoppingRule) -> bool:
+        """Whether `rule` says the coalition has stopped learning at this height."""
+        return bool(self._steps) and self.stalled_for(rule.min_delta) >= rule.patience
+
+    def next_learning_rate(self, policy: LearningRatePolicy) -> float | None:
+        """The learning rate `policy` would propose now, or None (not stalled, or at its floor)."""
+        if self.learning_rate is None or not self._steps:
+            return None
+        if self.stalled_for(policy.min_delta) < policy.patience:
+            return None
+        new = max(policy.min_lr, self.learning_rate * policy.factor)
+        return new if new < self.learning_rate else None
