@@ -205,3 +205,26 @@ def test_a_value_nobody_asked_for_is_dropped_before_any_digest(chain, monkeypatc
     for instance in ("block", "seal"):
         core.on_message(sender, ValueReply(h, instance, fake), core.now_ms)
     assert counting.calls == []
+
+
+def test_a_round_proposal_or_decision_on_a_block_its_general_did_not_sign_is_held_against_its_sender(chain):
+    from tclearn.consensus.messages import DecidedMsg, RoundProposal
+    from tclearn.consensus.votes import VoteCertificate
+
+    c, _ = chain
+    validator = sorted(c.drivers["m0"].core.work.committee.validators)[0]
+    core = c.drivers[validator].core
+    h = core.work.h
+    sender = next(v for v in sorted(core.work.committee.validators) if v != validator)
+    head = c.drivers[validator].store.head()
+    fake = replace(head, index=h, prev_hash=head.block_hash, general=sender, block_votes=(), block_hash="",
+                   general_signature=b"\x05" * 64)
+    round_ = next(r for r in range(8) if core.work.committee.general_of(r) != validator)
+    general_of_round = core.work.committee.general_of(round_)
+    out = core.on_message(general_of_round, RoundProposal(h, "block", round_, -1, fake, None), core.now_ms)
+    proof = VoteCertificate(h, "block", 0, "precommit", "ab" * 32, ((sender, b"\x06" * 64),))
+    out += core.on_message(sender, DecidedMsg(h, "block", fake, proof), core.now_ms)
+    blamed = [(e.member, e.reason) for e in (a.evidence for a in out if type(a).__name__ == "RecordEvidence")]
+    assert (general_of_round, "block proposal of a block its general did not sign") in blamed
+    assert (sender, "a decision on a block its general did not sign") in blamed
+    assert not core.work.block_inst.values

@@ -120,6 +120,9 @@ class HeightWork(CandidateWork, CertifyWork):
         inst = self._instance(msg.instance)
         if inst is None:
             return
+        if msg.block.index != self.h or not self._general_signed(msg.block):  # before its id (a digest)
+            self._evidence("invalid-message", sender, f"{msg.instance} proposal of a block its general did not sign")
+            return
         self._start_instance(inst)
         if msg.polka is not None:
             inst.on_certificate(msg.polka.round, "prevote", msg.polka.value, msg.polka.signers, self.tick)

@@ -195,13 +195,13 @@ class CandidateWork(HeightBase):
 
     # --- governance ------------------------------------------------------------
     def on_governance(self, sender: str, request: GovernanceRequest) -> None:
-        if not self.is_validator or request.request_hash in self.governance:
+        if not self.is_validator:
             return
         if sender != request.requester:  # a request travels only from its requester: leave a trace
             self._evidence("invalid-message", sender, f"governance request of {request.requester} "
                                                       f"sent by {sender}: refused")
             return
-        if len(self.governance) >= MAX_GOVERNANCE:
+        if request.request_hash in self.governance or len(self.governance) >= MAX_GOVERNANCE:
             return
         problem = request_problem(self.state, request, self.verifier.verify)
         if problem:

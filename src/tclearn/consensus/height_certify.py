@@ -231,6 +231,9 @@ class CertifyWork(HeightBase):
         inst = self._instance(msg.instance)
         if inst is None or inst.decision is not None:
             return
+        if msg.block.index != self.h or not self._general_signed(msg.block):  # before its id (a digest)
+            self._evidence("invalid-message", sender, "a decision on a block its general did not sign")
+            return
         value_id = self._value_of(inst, msg.block)
         if value_id != msg.proof.value:
             self._evidence("invalid-message", sender, "a decision whose proof is for another value")
