@@ -168,3 +168,26 @@ def test_a_member_trickling_header_bytes_holds_few_connections_briefly(coalition
         stop.set()
         for t in threads:
             t.join(10)
+
+
+def test_strangers_from_many_addresses_do_not_lock_members_out(coalition: Coalition, server) -> None:
+    node, events = server
+    socks = []
+    for i in range(2, 14):  # 12 addresses x 8 connections: more than all the pending slots
+        for _ in range(8):
+            s = socket.socket()
+            s.bind((f"127.0.0.{i}", 0))
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", node.port))
+                socks.append(s)
+            except OSError:
+                s.close()
+    try:
+        time.sleep(0.3)
+        client = coalition.client(node.url, coalition.bob, retries=1, timeout_s=2.0)
+        for _ in range(3):
+            assert client.health()["caller"] == "bob"
+    finally:
+        for s in socks:
+            s.close()

@@ -187,12 +187,18 @@ def test_connection_limit(coalition: Coalition) -> None:
     context = server_context(coalition.ca, coalition.alice.cert, coalition.alice.key)
     limits = ServerLimits(handshake_timeout_s=2.0, max_connections=1)
     with NodeServer(Router(), context, coalition.allowlist(), limits=limits, log=events.append) as server:
-        hog = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.2)
+        hog = _raw_tls(coalition, server.port)  # a member's kept-alive connection holds the only slot
+        hog.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert hog.recv(4096).startswith(b"HTTP/1.1 200")
         with pytest.raises(PeerUnavailableError):
             coalition.client(server.url, coalition.bob, retries=1, timeout_s=1.0).health()
         hog.close()
         assert any(e["event"] == "connection_refused" for e in events)
+        # a stranger's stalled handshake, though, is cut to make room for a member
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        time.sleep(0.3)
+        assert coalition.client(server.url, coalition.bob, retries=1, timeout_s=2.0).health()["caller"] == "bob"
+        stalled.close()
 
 
 def test_server_refuses_weak_contexts(coalition: Coalition) -> None:

@@ -223,9 +223,9 @@ class FetchingEvaluator:
         t0 = time.perf_counter()
         for h in (parent, candidate):
             if not self.store.has(h):
-                if self.node.fetch_failed_recently(h):  # one deadline spent on it already: vote reject
-                    raise InvalidModelError(f"model {h[:12]}… could not be fetched from any peer in time")
-                raise ModelNotFoundError(f"model {h[:12]}… not found at any peer yet")
+                if h == candidate and self.node.fetch_failed_recently(h):  # one deadline spent: vote reject
+                    raise InvalidModelError(f"candidate {h[:12]}… could not be fetched from any peer in time")
+                raise ModelNotFoundError(f"model {h[:12]}… not found at any peer yet")  # the driver retries
         t1 = time.perf_counter()
         try:
             return self.inner.evaluate(parent, candidate)
@@ -266,7 +266,8 @@ class Node:
         self.proposals_made = 0
         on_demand = cfg.propose == "on-demand"
         self.trainer = NodeTrainer(self.task, self.pool, self.evaluator, self.models, hp, cfg.seed * 1000 + cfg.index,
-                                   cfg.data_dir / "trained.json", fetch=self.fetch_model,
+                                   # the fetcher thread fetched the parent before the training (or failed to)
+                                   cfg.data_dir / "trained.json", fetch=None,
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
                                    proposed=self._proposed, log=self.log,
                                    self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
@@ -492,12 +493,13 @@ class Node:
         return t is not None and time.monotonic() - t < FETCH_FAILURE_MEMORY_S
 
     def _missing_models(self, work: Any) -> list[str]:
-        """Models the work needs that we neither hold nor failed to fetch a moment ago."""
+        """Models the work needs and we lack: the parent always, a candidate unless it failed a moment ago."""
         action = work.action
-        wanted = [action.parent_model_hash]
-        if hasattr(action, "candidate_model_hash"):
-            wanted.append(action.candidate_model_hash)
-        return [h for h in wanted if not self.models.has(h) and not self.fetch_failed_recently(h)]
+        missing = [action.parent_model_hash] if not self.models.has(action.parent_model_hash) else []
+        candidate = getattr(action, "candidate_model_hash", None)
+        if candidate is not None and not self.models.has(candidate) and not self.fetch_failed_recently(candidate):
+            missing.append(candidate)
+        return missing
 
     def _fetcher(self) -> None:
         """Fetch the models of work the core thread handed over, then hand the work back (off the core)."""

@@ -3,9 +3,10 @@
 Theory of operation. Connections are admitted in two stages. Before the TLS
 handshake nobody is known, so the accept loop counts *pending* connections
 (accepted, not yet identified) per source address and in all, and refuses
-beyond `max_pending_per_source` and `max_pending`; the rest of the
-`max_connections` slots are only ever used by identified members, so no
-number of strangers can lock a member out. After the handshake the caller is
+beyond `max_pending_per_source`; beyond `max_pending` in all (strangers from
+many addresses) the oldest pending handshake is cut to make room, so a
+member's handshake, which takes milliseconds, still gets through. The rest of
+the `max_connections` slots are only ever used by identified members. After the handshake the caller is
 a member id, and each member may hold at most `max_connections_per_member`.
 
 Timeouts on a socket bound one read each; a peer that sends one byte just
@@ -45,12 +46,16 @@ class Admission:
         self._members: Counter[str] = Counter()
         self._open = 0
 
-    def admit(self, source: str) -> str | None:
-        """Take a pending slot for a new connection from `source`; the reason it is refused, or None."""
+    def admit(self, source: str, evict_oldest: Callable[[], bool] = lambda: False) -> str | None:
+        """Take a pending slot for a new connection from `source`; the reason it is refused, or None.
+
+        `evict_oldest` cuts the oldest pending handshake (True if there was one) when all pending
+        slots are taken; the new connection is then admitted in its place.
+        """
         with self._lock:
             if self._pending[source] >= self.max_pending_per_source:
                 return "too many unidentified connections from this address"
-            if sum(self._pending.values()) >= self.max_pending:
+            if sum(self._pending.values()) >= self.max_pending and not evict_oldest():
                 return "too many unidentified connections"
             if self._open >= self.max_connections:
                 return "too many connections"
@@ -156,6 +161,17 @@ class Watchdog:
         with self._lock:
             self._deadlines.pop(id(sock), None)
 
+    def cut_oldest(self, phase: str) -> bool:
+        """Shut down the watched socket of `phase` whose deadline comes first (False: none)."""
+        with self._lock:
+            found = [(t, k, s) for k, (t, s, p) in self._deadlines.items() if p == phase]
+            if not found:
+                return False
+            _, key, sock = min(found, key=lambda e: e[0])
+            del self._deadlines[key]
+        _shutdown(sock)
+        return True
+
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
             now = time.monotonic()
@@ -164,10 +180,15 @@ class Watchdog:
                 for k, _, _ in expired:
                     del self._deadlines[k]
             for _, sock, phase in expired:
-                try:  # the plain socket's shutdown (an SSLSocket's would drop its TLS state under the reader)
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                _shutdown(sock)
                 self._on_expired(phase)
             if self._every_period is not None:
                 self._every_period()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """The plain socket's shutdown (an SSLSocket's own would drop its TLS state under the reading thread)."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass

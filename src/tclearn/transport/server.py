@@ -100,7 +100,7 @@ class _TLSHTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         source = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
-        reason = self.node.admission.admit(source)
+        reason = self.node.admission.admit(source, lambda: self.node.watchdog.cut_oldest("handshake"))
         if reason is not None:  # before any TLS work: a refusal costs an accept and a close
             self.node.refusals.refuse("connection_refused", peer=client_address, reason=reason)
             self.shutdown_request(request)
