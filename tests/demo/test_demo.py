@@ -65,7 +65,13 @@ def test_degrading_attack_is_recorded_as_rejected_blocks_under_the_attackers_id(
     assert report["attack"] == attack and len(report["malicious"]) == 1 and report["max_drop"] == 0.01
     bad = [b for b in report["blocks"] if b["contributor"] in report["malicious"]]
     assert bad, "the attacker proposed nothing"
-    assert all(b["kind"] == "rejected" for b in bad), bad
+    if attack == "lazy":  # an empty increment claims samples for nothing: always refused
+        assert all(b["kind"] == "rejected" for b in bad), bad
+        return
+    degrading = [b for b in bad if b["score_new"] is None or b["score_new"] < b["score_old"] - 0.01]
+    assert degrading, "the attack never bit"
+    assert all(b["kind"] == "rejected" for b in degrading), degrading
+    # a candidate that does not lower G by more than the floor may pass (as ALIE's may): it harms nobody
 
 
 @pytest.mark.parametrize("attack", ["alie", "replay"])
@@ -75,6 +81,9 @@ def test_other_attacks_run_and_are_attributed(tmp_path: Path, attack: str) -> No
     assert bad and all(b["malicious"] for b in bad)
     if attack == "replay":  # its first batch is honest; every replayed batch after it is refused
         assert all(b["kind"] == "rejected" for b in bad[1:])
+        refusals = report["data_ids"]["refusals"]  # by validators, naming the spent sample claimed as new
+        assert refusals and all(r["data_id"] and r["data_id"] in r["reason"] for r in refusals), refusals
+        assert all("already contributed" in r["reason"] for r in refusals)
 
 
 def test_every_attack_name_is_known() -> None:
@@ -108,7 +117,8 @@ def test_honest_partners_shorten_increments_the_floor_would_refuse(tmp_path: Pat
     unchecked = _run(tmp_path / "unchecked", *args, "--no-self-check")
     assert unchecked["self_check"] == {"enabled": False, "proposals_checked": 0, "shortened": 0, "still_over_floor": 0}
     sc = checked["self_check"]
-    assert sc["enabled"] and sc["proposals_checked"] == checked["accepted"] + checked["rejected"]
+    # every committed proposal was checked (the next height's proposer may have trained before the run ended)
+    assert sc["enabled"] and sc["proposals_checked"] - (checked["accepted"] + checked["rejected"]) in (0, 1)
     assert sc["shortened"] >= 1
     assert unchecked["rejected"] >= 1  # without the check the committee refuses them
     assert checked["rejected"] < unchecked["rejected"]

@@ -86,7 +86,7 @@ def write_figures(run: RunRecord, out: Path) -> list[Path]:
         ax.scatter([b.index for b in bad], [b.score_new for b in bad], s=120, facecolors="none",
                    edgecolors="#9467bd", zorder=4, label="from a malicious partner")
     if run.centralized_score is not None:
-        ax.axhline(run.centralized_score, ls="--", color="gray", label="centralised baseline")
+        ax.axhline(run.centralized_score, ls="--", color="gray", label="centralised, trained to convergence")
     ax.set_xlabel("block")
     ax.set_ylabel(run.metric)
     ax.set_title(f"TCLearn — {run.task}: {run.metric} per block")
@@ -161,7 +161,7 @@ def print_summary(run: RunRecord, console: Console) -> None:
     lines = [
         f"accepted {run.accepted}, rejected {run.rejected}",
         f"initial {run.metric} {run.initial_score:.4f} → final {run.final_score:.4f}",
-        f"centralised baseline {_fmt(run.centralized_score)}",
+        f"centralised (converged) {_fmt(run.centralized_score)}",
         f"honest increments rejected: {'—' if hr is None else f'{100 * hr:.1f} %'}",
         f"chain verified: {'yes' if run.chain_verified else 'NO'}",
         f"wall time {run.wall_time_s:.1f} s",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -109,14 +109,29 @@ def _validation_split(train: Dataset, share: float, seed: int) -> tuple[Dataset,
     return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
 
 
+def _loss(task: Task, model: torch.nn.Module, data: Dataset, chunk: int = 16) -> float:
+    """Mean training loss of `model` on `data` (no gradient), in chunks."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data), chunk):
+            idx = torch.arange(start, min(start + chunk, len(data)))
+            total += float(task.loss(model(data.x[idx]), data.y[idx])) * len(idx)
+    model.train(was_training)
+    return total / max(1, len(data))
+
+
 def _run_to_convergence(task: Task, fit_part: Dataset, val: Dataset, test: Dataset, hp: HyperParams, lr: float, *,
                         seed: int, model_seed: int, patience: int, max_epochs: int,
-                        threads: int | None) -> tuple[State, float, int, int, float, list[tuple[float, float, float]]]:
+                        threads: int | None
+                        ) -> tuple[State, tuple[float, float], int, int, float, list[tuple[float, float, float]]]:
     hp = replace(hp, learning_rate=lr, distill=0.0, logit_adjust=False)
     model = task.build_model(model_seed)
     opt = make_optimizer(model, hp)
     gen = torch.Generator().manual_seed(int(seed))
-    best_val, best_state, best_epoch = float("-inf"), canonical_state(model.state_dict()), 0
+    best_key, best_val = (float("-inf"), float("-inf")), float("-inf")
+    best_state, best_epoch = canonical_state(model.state_dict()), 0
     since_best, since_cut = 0, 0
     history: list[tuple[float, float, float]] = []
     t0 = time.perf_counter()
@@ -125,10 +140,11 @@ def _run_to_convergence(task: Task, fit_part: Dataset, val: Dataset, test: Datas
         with torch_threads(threads):
             fit(task, model, fit_part, hp, gen, epochs=1, optimizer=opt)
             val_score = mean_score(evaluate_model(task, model, val))
+            key = (val_score, -_loss(task, model, val))  # a tie on a saturated score goes to the lower loss
             g_score = mean_score(evaluate_model(task, model, test))
         history.append((time.perf_counter() - t0, val_score, g_score))
-        if val_score > best_val:
-            best_val, best_state, best_epoch = val_score, canonical_state(model.state_dict()), epoch
+        if key > best_key:
+            best_key, best_val, best_state, best_epoch = key, val_score, canonical_state(model.state_dict()), epoch
             since_best = since_cut = 0
         else:
             since_best += 1
@@ -139,7 +155,7 @@ def _run_to_convergence(task: Task, fit_part: Dataset, val: Dataset, test: Datas
             for group in opt.param_groups:
                 group["lr"] = group["lr"] * 0.5
             since_cut = 0
-    return best_state, best_val, epoch, best_epoch, time.perf_counter() - t0, history
+    return best_state, best_key, epoch, best_epoch, time.perf_counter() - t0, history
 
 
 def train_centralized_converged(
@@ -168,18 +184,18 @@ def train_centralized_converged(
     fit_part, val = _validation_split(train, val_share, seed)
     grid = list(learning_rates) if learning_rates else [hp.learning_rate * 3, hp.learning_rate, hp.learning_rate / 3]
     t_all = time.perf_counter()
-    best: tuple[float, float, tuple[State, float, int, int, float, list[tuple[float, float, float]]]] | None = None
+    best: tuple[tuple[float, float], float, Any] | None = None
     tried: dict[str, float] = {}
     for lr in grid:
         run = _run_to_convergence(task, fit_part, val, test, hp, float(lr), seed=seed, model_seed=model_seed,
                                   patience=patience, max_epochs=max_epochs, threads=threads)
-        tried[repr(float(lr))] = run[1]
+        tried[repr(float(lr))] = run[1][0]
         if progress is not None:
-            progress(f"centralised lr {lr:g}: best validation {run[1]:.4f} at epoch {run[3]} of {run[2]}")
+            progress(f"centralised lr {lr:g}: best validation {run[1][0]:.4f} at epoch {run[3]} of {run[2]}")
         if best is None or run[1] > best[0]:
             best = (run[1], float(lr), run)
     assert best is not None
-    val_score, lr, (state, _, epochs, best_epoch, seconds, history) = best
+    (val_score, _), lr, (state, _, epochs, best_epoch, seconds, history) = best
     model = task.model_from_state(state)
     with torch_threads(threads):
         score = mean_score(evaluate_model(task, model, test))
