@@ -137,7 +137,7 @@ class _Partner:
     def can_train(self, hp: Any) -> bool:
         if self.attack == "replay" and self.first is not None:
             return True
-        return len(self.pool.available()) >= hp.effective_batch_size
+        return len(self.pool.fresh()) >= hp.effective_batch_size  # the baselines train one pass (fresh batches)
 
     def update(self, head: dict[str, torch.Tensor], hp: Any, rnd: int) -> np.ndarray:
         seed = int(np.random.default_rng([self.seed, rnd]).integers(2**31))
@@ -145,11 +145,12 @@ class _Partner:
             hp = hp.updated({"distill": 0.0, "logit_adjust": False})  # as in the coalition: its data must bite
         pool = self.pool
         if self.attack == "replay" and self.first is not None:
-            spent = [k for k, i in enumerate(self.pool.ids) if i in self.pool.used]
+            spent = [k for k, i in enumerate(self.pool.ids) if i in self.pool.contributed]
             pool = DataPool(self.pool.data.subset(spent), KEY)
         res = train_increment(self.task, head, pool, hp, seed=seed, threads=1)
         if pool is self.pool:
-            self.pool.mark_used(res.data_ids)
+            self.pool.hold_out(res.local_test_ids)
+            self.pool.mark_contributed(res.new_ids)
         if self.first is None:
             self.first = res.data_ids
         vec = _flat(res.increment)[0]
@@ -176,7 +177,7 @@ def baseline_job(args: tuple[str, str, int, int, str | None, str, int]) -> dict[
     method, label, n, m, attack, split, seed = args
     torch.set_num_threads(1)
     task = get_task(TASK)
-    hp = task.default_hyperparams
+    hp = task.default_hyperparams.updated({"batch_size": 96})  # the batches the baselines were measured with
     data = task.coalition_data(n, seed=seed, mode="iid" if split == "iid" else "label_skew")
     bad = set(_malicious_indices(n, m, seed))
     partners = [_Partner(i, task, data.partners[i], attack if i in bad else None, seed, n, m) for i in range(n)]

@@ -59,6 +59,9 @@ def demo_command(
     split: str = typer.Option("iid", "--split", help="iid or non-iid partner data"),
     data: Optional[Path] = typer.Option(None, "--data", help="for --task nifti: a folder with imagesTr/ and labelsTr/"),
     no_centralized: bool = typer.Option(False, "--no-centralized", help="skip the centralised baseline"),
+    equal_budget: bool = typer.Option(False, "--equal-budget",
+                                      help="also train the centralised model for as many passes over the pooled "
+                                           "data as the coalition made (report: centralized_equal_budget_score)"),
     network: bool = typer.Option(False, "--network", help="run through real nodes over mutual TLS (separate processes)"),
     json_out: bool = typer.Option(False, "--json", help="print report.json to stdout instead of the table"),
 ) -> None:
@@ -110,7 +113,7 @@ def demo_command(
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
-                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner,
+                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
                        task_options=options)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "

@@ -70,6 +70,7 @@ class DemoOptions:
     lr_factor: float = 0.5
     lr_patience: int | None = None  # None: half the stopping patience
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
+    equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
     task_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -327,6 +328,8 @@ def _centralized_reference(run: RunRecord, task: Any, data: Any, hp: Any, chain:
                                 "best_epoch": central.best_epoch, "time_s": central.seconds,
                                 "search_time_s": central.total_seconds, "tried": central.tried,
                                 "curve": [[round(t, 3), round(v, 6), round(g, 6)] for t, v, g in central.history]}
+    if not opts.equal_budget:
+        return
     trained = sum(Proposal.from_dict(b.payload["proposal"]).trained_count for b in chain if b.kind == "increment")
     passes = coalition_passes(max(trained, 1), hp.epochs, len(data.pooled))
     t0 = time.perf_counter()
