@@ -80,5 +80,6 @@ def test_honest_members_keep_committing_under_attack(running: tuple[Path, dict[s
                 if r["event"] == "model_fetch_failed" and r["ts"] >= started_ts and r["peer"] == "m3":
                     fails[(m, r["model"])] = fails.get((m, r["model"]), 0) + 1
         held = attacker.report().get("models_held", 0)
-        assert held == 0 or fails, f"{held} model transfers held but no validator gave up on one"
+        assert held > 0, "m3 proposed nothing during the window: the attack was not played"
+        assert fails, f"{held} model transfers held but no validator gave up on one"
         assert all(n <= 2 for n in fails.values()), fails  # one deadline per model and validator (two at most)
