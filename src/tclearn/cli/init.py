@@ -42,7 +42,9 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "members": frozenset({"id", "public_key", "cert_fingerprint"}),
     "model": frozenset({"task", "architecture", "config", "seed"}),
     "hyperparams": frozenset({"learning_rate", "optimizer", "epochs", "min_batch_size"}),
-    "consensus": frozenset({"lambda", "committee_size", "revert_authorized"}),
+    "consensus": frozenset({"lambda", "committee_size", "revert_authorized", "max_drop", "stop_patience",
+                            "stop_min_delta"}),
+    "adaptive_lr": frozenset({"factor", "patience", "min_lr", "min_delta"}),
     "test_set": frozenset({"hash"}),
 }
 
