@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import OrderedDict
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,8 +179,9 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     registry = IdRegistry(test_ids=frozenset(dataset_ids(key, data.test)))
     evaluators: dict[str, Any] = {}
     trainers: dict[str, PartnerTrainer] = {}
+    shared_g: OrderedDict[str, tuple[float, ...]] = OrderedDict()  # one process: validators share G scores
     for i, m in enumerate(names):
-        inner = Evaluator(task, store, data.test)
+        inner = Evaluator(task, store, data.test, shared_g=shared_g)
         evaluators[m] = DuplicateCheckingEvaluator(inner, registry, timer)
         trainers[m] = PartnerTrainer(
             m, task, DataPool(data.partners[i], key), inner, store, hp, seed=opts.seed * 1000 + i,

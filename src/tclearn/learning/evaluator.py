@@ -47,6 +47,7 @@ class Evaluator:
         local_test: Dataset | None = None,
         *,
         cache_size: int = 16,
+        shared_g: "OrderedDict[str, tuple[float, ...]] | None" = None,
     ) -> None:
         if len(global_test) == 0:
             raise LearningError("the global test set G is empty")
@@ -58,6 +59,10 @@ class Evaluator:
         self._cache: OrderedDict[str, _Scores] = OrderedDict()
         self._cache_size = max(2, cache_size)
         self.evaluations = 0  # models actually run (cache misses), for tests and benchmarks
+        # G scores shared by the simulated members of one process (the one-process demo and benches):
+        # evaluation is deterministic, so every validator would compute the same G scores; in a real
+        # coalition they compute them in parallel, each on its own machine
+        self._shared_g = shared_g
         if local_test is not None:
             self.add_local_test(local_test)
 
@@ -80,13 +85,22 @@ class Evaluator:
         if entry is not None and len(entry.l) == len(self._local):
             self._cache.move_to_end(model_hash)
             return entry.g, tuple(entry.l)
-        model = self.task.model_from_state(self.store.get_state(model_hash))
-        self.evaluations += 1
-        if entry is None:
-            entry = _Scores(g=evaluate_model(self.task, model, self.global_test))
-        missing = self._local.subset(range(len(entry.l), len(self._local)))
-        if len(missing):
-            entry.l.extend(evaluate_model(self.task, model, missing))
+        missing = self._local.subset(range(len(entry.l) if entry is not None else 0, len(self._local)))
+        shared = self._shared_g.get(model_hash) if self._shared_g is not None and entry is None else None
+        if entry is None and shared is not None and not len(missing):
+            entry = _Scores(g=shared)  # nothing of ours to score: no model to load
+        else:
+            model = self.task.model_from_state(self.store.get_state(model_hash))
+            self.evaluations += 1
+            if entry is None:
+                entry = _Scores(g=shared if shared is not None else evaluate_model(self.task, model, self.global_test))
+            if len(missing):
+                entry.l.extend(evaluate_model(self.task, model, missing))
+        if self._shared_g is not None:
+            self._shared_g[model_hash] = entry.g
+            self._shared_g.move_to_end(model_hash)
+            while len(self._shared_g) > 4 * self._cache_size:
+                self._shared_g.popitem(last=False)
         self._cache[model_hash] = entry
         self._cache.move_to_end(model_hash)
         while len(self._cache) > self._cache_size:
