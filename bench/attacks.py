@@ -57,6 +57,7 @@ from tclearn.quality import g_floor_broken
 
 TASK = "digits"
 ROUNDS = 14
+CONVERGE_CAP = 300  # --converge: a cap; the demo's stopping rule (no gain on G for max(12, 3 x partners) rounds) ends runs
 COMMITTEE = 3
 LAM = 0.97
 MAX_DROP = 0.01
@@ -105,7 +106,7 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[
         # honest increments rejected although they did not lower G by more than 1 point
         "honest_rejected_not_degrading": sum(1 for b in honest if b.kind == "rejected" and b not in degrading),
         "false_rejection_share": run.honest_rejection_rate(),
-        "stopped_early": run.extra.get("stopped_early"), "wall_s": run.wall_time_s,
+        "stopped_because": run.extra.get("stopped_because"), "blocks": len(run.blocks), "wall_s": run.wall_time_s,
     }
 
 
@@ -253,6 +254,7 @@ def _run(job: tuple[str, tuple]) -> dict[str, Any]:
 
 
 def main() -> None:
+    global ROUNDS
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="iid only; attacks label-flip, sign-flip, scale, alie")
     ap.add_argument("--seeds", type=int, default=1)
@@ -269,8 +271,16 @@ def main() -> None:
                     help=f"with --ten: also run the 10-partner collusion jobs with committee {WIDE_COMMITTEE}")
     ap.add_argument("--resume", type=Path, default=None, help="results JSON list of finished jobs to keep and skip")
     ap.add_argument("--from-partial", action="store_true", help="only summarise <out>.partial.json (an interrupted run)")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/attacks.json"))
+    ap.add_argument("--converge", action="store_true",
+                    help="run every coalition until the genesis stopping rule says it converged (at most "
+                         f"{CONVERGE_CAP} rounds) instead of {ROUNDS} rounds; adds within_1_point (vs the clean run)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results JSON (default bench/results/attacks.json, attacks_converged.json with --converge)")
     a = ap.parse_args()
+    if a.converge:
+        ROUNDS = CONVERGE_CAP  # the pool's workers are forked after this: they see it
+    if a.out is None:
+        a.out = Path("bench/results/attacks_converged.json" if a.converge else "bench/results/attacks.json")
     attacks = ["label-flip", "sign-flip", "scale", "alie"] if a.quick else (a.attacks or list(ATTACKS))
     splits = ["iid"] if a.quick else (a.splits or list(SPLITS))
     fractions = [f for f in FRACTIONS if (f[1] == 5 or a.ten) and not (a.quick and f[1] == 10)]
@@ -327,6 +337,7 @@ def main() -> None:
         r["clean_final_score"] = c["final_score"]
         r["delta_vs_clean"] = r["final_score"] - c["final_score"]
         r["within_2_points"] = r["final_score"] >= c["final_score"] - 0.02
+        r["within_1_point"] = r["final_score"] >= c["final_score"] - 0.01
         target = 0.95 * c["final_score"]
         r["rounds_to_95pct_clean"] = next((i for i, s in enumerate(r["head_scores"]) if s >= target), None)
     honest_only = {(r["split"], r["fraction"], r["seed"]): r for r in tc if r["attack"] == "lazy" and not r.get("collude")}
@@ -365,6 +376,7 @@ def main() -> None:
             f"collude_committee_{WIDE_COMMITTEE}_false_rejection_share":
                 _agg(wide_coll, "honest_rejected", "honest_proposals"),
             "within_2_points_le30": f"{sum(bool(r.get('within_2_points')) for r in le30)}/{len(le30)}",
+            "within_1_point_le30": f"{sum(bool(r.get('within_1_point')) for r in le30)}/{len(le30)}",
             "within_2_points_of_honest_only_le30":
                 f"{sum(bool(r.get('within_2_points_of_honest_only')) for r in le30)}/"
                 f"{sum('within_2_points_of_honest_only' in r for r in le30)}",
@@ -380,7 +392,9 @@ def main() -> None:
     out = {
         "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "wide_committee": WIDE_COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
         "max_drop": MAX_DROP,
-        "notes": ["30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds 14",
+        "converge": bool(a.converge),
+        "notes": [f"30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds "
+                  f"{'until converged (cap ' + str(ROUNDS) + ')' if a.converge else ROUNDS}",
                   "degrading: candidate score on G more than 0.01 below the head's (or invalid candidate)",
                   "honest-only reference: the 'lazy' run of the same fraction (lazy candidates are refused)",
                   "collude: malicious partners drawn as validators forge votes (tclearn.demo.partners.CollusiveEvaluator)",
