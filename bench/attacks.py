@@ -271,6 +271,8 @@ def main() -> None:
                     help=f"with --ten: also run the 10-partner collusion jobs with committee {WIDE_COMMITTEE}")
     ap.add_argument("--resume", type=Path, default=None, help="results JSON list of finished jobs to keep and skip")
     ap.add_argument("--from-partial", action="store_true", help="only summarise <out>.partial.json (an interrupted run)")
+    ap.add_argument("--fractions", nargs="+", default=None,
+                    help="subset of TCLearn fractions (labels of FRACTIONS, e.g. 0%% 20%% 0%%/10 30%%/10)")
     ap.add_argument("--converge", action="store_true",
                     help="run every coalition until the genesis stopping rule says it converged (at most "
                          f"{CONVERGE_CAP} rounds) instead of {ROUNDS} rounds; adds within_1_point (vs the clean run)")
@@ -283,7 +285,8 @@ def main() -> None:
         a.out = Path("bench/results/attacks_converged.json" if a.converge else "bench/results/attacks.json")
     attacks = ["label-flip", "sign-flip", "scale", "alie"] if a.quick else (a.attacks or list(ATTACKS))
     splits = ["iid"] if a.quick else (a.splits or list(SPLITS))
-    fractions = [f for f in FRACTIONS if (f[1] == 5 or a.ten) and not (a.quick and f[1] == 10)]
+    fractions = [f for f in FRACTIONS if (f[1] == 5 or a.ten) and not (a.quick and f[1] == 10)
+                 and (a.fractions is None or f[0] in a.fractions)]
 
     jobs: list[tuple[str, tuple]] = []
     for seed in range(a.seeds):
