@@ -30,7 +30,7 @@ from tclearn.errors import ConfigError
 from tclearn.identity import Identity
 from tclearn.consensus.progress import Progress
 from tclearn.data.ids import dataset_ids
-from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get_task, model_hash, train_centralized,
+from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get_task, train_centralized,
                               train_centralized_converged)
 from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.learning.evaluate import deterministic_mode

@@ -30,9 +30,10 @@ import torch
 from tclearn.attacks.data_attacks import poison_batch
 from tclearn.attacks import model_attacks
 from tclearn.consensus.height_candidates import Candidate
-from tclearn.data import DataPool, Dataset
+from tclearn.data import DataPool
 from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
 from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task, backtrack_to_floor, train_increment
+from tclearn.learning.train import batch_params
 from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
 from tclearn.quality import PairedScores
@@ -167,11 +168,10 @@ class PartnerTrainer:
         if self.attack == "replay" and self.first_batch_ids is not None:
             counted = [n for n, i in enumerate(self.pool.ids) if i in spent]
             pool, spent = DataPool(self.pool.data.subset(counted), self.key), SpentIds()  # claimed as new again
-        trainable = len(pool.fresh(spent)) + len(pool.reusable(spent))
-        if trainable < hp.min_batch_size:
+        fitted = batch_params(pool, hp, spent)
+        if fitted is None:
             return None  # too few samples to fill the coalition's minimum batch: pass the turn
-        if trainable < hp.effective_batch_size:
-            hp = hp.updated({"batch_size": trainable})  # a small hospital trains on all it has
+        hp = fitted
         head = self.timer.timed("storage", self.store.get_state, parent_model_hash)
         seed = int(np.random.default_rng([self.seed, height]).integers(2**31))
         res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1,

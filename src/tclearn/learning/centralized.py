@@ -130,7 +130,7 @@ def _run_to_convergence(task: Task, fit_part: Dataset, val: Dataset, test: Datas
     model = task.build_model(model_seed)
     opt = make_optimizer(model, hp)
     gen = torch.Generator().manual_seed(int(seed))
-    best_key, best_val = (float("-inf"), float("-inf")), float("-inf")
+    best_key: tuple[float, float] = (float("-inf"), float("-inf"))
     best_state, best_epoch = canonical_state(model.state_dict()), 0
     since_best, since_cut = 0, 0
     history: list[tuple[float, float, float]] = []
@@ -144,7 +144,7 @@ def _run_to_convergence(task: Task, fit_part: Dataset, val: Dataset, test: Datas
             g_score = mean_score(evaluate_model(task, model, test))
         history.append((time.perf_counter() - t0, val_score, g_score))
         if key > best_key:
-            best_key, best_val, best_state, best_epoch = key, val_score, canonical_state(model.state_dict()), epoch
+            best_key, best_state, best_epoch = key, canonical_state(model.state_dict()), epoch
             since_best = since_cut = 0
         else:
             since_best += 1

@@ -42,7 +42,7 @@ from tclearn.learning.hyperparams import HyperParams
 from tclearn.learning.serialize import State, candidate_from, canonical_state, increment_hash, model_hash
 from tclearn.learning.tasks import Task
 
-__all__ = ["TrainResult", "train_increment", "fit", "make_optimizer"]
+__all__ = ["TrainResult", "train_increment", "batch_params", "fit", "make_optimizer"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +158,18 @@ def fit(
             count += len(idx)
         last = total / count
     return last
+
+
+def batch_params(pool: DataPool, hp: HyperParams, spent: Container[str] = ()) -> HyperParams | None:
+    """`hp` with a batch this pool can fill, or None when it cannot fill the coalition's minimum.
+
+    A small hospital trains on all it has (never below `min_batch_size`);
+    held-out local-test samples are never part of a batch.
+    """
+    trainable = len(pool.fresh(spent)) + len(pool.reusable(spent))
+    if trainable < hp.min_batch_size:
+        return None
+    return hp.updated({"batch_size": trainable}) if trainable < hp.effective_batch_size else hp
 
 
 def train_increment(
