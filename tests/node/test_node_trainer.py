@@ -46,3 +46,18 @@ def test_a_node_shortens_an_increment_its_floor_would_refuse(tmp_path: Path) -> 
     assert full is not None and [e["step"] for e in events_off if e["event"] == "trained"] == [1.0]
     assert full.model_hash != cand.model_hash and full.data_ids_root == cand.data_ids_root
     assert g_old - off.evaluator.global_score(full.model_hash) > 0.01  # what the check kept from the committee
+
+
+def test_a_node_keeps_training_on_contributed_samples_and_passes_once_converged(tmp_path: Path) -> None:
+    trainer, store, parent, events = _trainer(tmp_path / "t", None)
+    n = len(trainer.pool)
+    rounds = [trainer.train(parent, height=h) for h in range(1, 2 + n // 96)]
+    assert all(c is not None for c in rounds)  # more turns than one pass over its data allows
+    assert rounds[0].reused_count == 0 and rounds[-1].reused_count > 0 and rounds[-1].sample_count < 96
+    assert sum(c.sample_count for c in rounds) <= n  # a sample is claimed as new once
+    # the record of a crash-restart keeps both sets: held-out local tests stay out of training
+    again, _, _, _ = _trainer(tmp_path / "t", None)
+    assert again.pool.contributed == trainer.pool.contributed and again.pool.held_out == trainer.pool.held_out
+    trainer.converged = lambda: True
+    assert trainer.train(parent, height=99) is None
+    assert events[-1] == {"event": "turn_passed", "height": 99, "reason": "converged: the genesis stopping rule says so"}

@@ -17,7 +17,8 @@ Models (level A): the node serves its content-addressed store at
 all here is handed to a *fetcher thread*, so the core thread keeps handling
 messages; each fetch from a peer is capped at the size the genesis
 architecture implies (plus `MODEL_SIZE_SLACK_BYTES`) and has a total deadline
-(`MODEL_FETCH_BASE_S` plus the time the cap takes at `MODEL_FETCH_MIN_RATE_BPS`),
+(`MODEL_FETCH_BASE_S` plus the time the cap takes at `MODEL_FETCH_MIN_RATE_BPS`;
+halved for a peer after each failed transfer in a row, down to `MODEL_FETCH_FLOOR_S`),
 the hash and format checked on receipt. The work then comes back to the core
 thread; a model that no peer delivered in time counts as invalid for
 `FETCH_FAILURE_MEMORY_S`, so the validator votes reject once instead of
@@ -55,18 +56,19 @@ from tclearn.data import DataPool
 from tclearn.errors import ConfigError, RemoteProtocolError
 from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
+from tclearn.consensus.progress import Progress
 from tclearn.ledger.genesis import GenesisConfig
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.learning import (
     DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, backtrack_to_floor, get_task, train_increment,
 )
 from tclearn.learning.errors import HashMismatchError, InvalidModelError
-from tclearn.learning.train import fit
+from tclearn.learning.train import batch_params, fit
 from tclearn.member import FileSafetyStore, MemberDriver
 from tclearn.node.config import NodeConfig
 from tclearn.transport import (
-    MemberAllowList, NodeServer, PeerClient, PeerNotAllowedError, RequestError, Router, ServerLimits, cbor_response,
-    client_context, json_response, safetensors_response, server_context,
+    HTTPStatusError, MemberAllowList, NodeServer, PeerClient, PeerNotAllowedError, RequestError, Router, ServerLimits,
+    cbor_response, client_context, json_response, safetensors_response, server_context,
 )
 
 __all__ = ["Node", "NodeTrainer", "data_key", "partner_data"]
@@ -76,6 +78,9 @@ MODEL_SIZE_SLACK_BYTES = 64 * 1024  # over the genesis model's own safetensors s
 MODEL_FETCH_BASE_S = 2.0  # a model fetch's deadline: this, plus the size cap at the minimum rate below
 MODEL_FETCH_MIN_RATE_BPS = 1 << 20
 FETCH_FAILURE_MEMORY_S = 60.0  # a model no peer delivered in time stays "unavailable" this long
+# A peer whose transfer failed (too slow, too big, not the model it named; a 404 does not count) gets half
+# the deadline next time, down to this floor (plus the cap at the minimum rate); a success resets it.
+MODEL_FETCH_FLOOR_S = 0.5
 _WAKE = ("", None)  # put in the inbox to wake the core thread (fetched work is ready)
 BLOCKS_PER_ANSWER = 32  # GET /v1/blocks?from=i answers blocks i..i+31 at most
 
@@ -108,8 +113,10 @@ class NodeTrainer:
     def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
                  seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
                  wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
-                 log: Callable[..., None] | None = None, self_check_floor: float | None = None) -> None:
+                 log: Callable[..., None] | None = None, self_check_floor: float | None = None,
+                 converged: Callable[[], bool] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        self.converged = converged
         self.self_check_floor = self_check_floor
         self.seed, self.record, self.fetch = seed, record, fetch
         self.wanted, self.proposed, self.log = wanted, proposed, log
@@ -118,7 +125,8 @@ class NodeTrainer:
         if record.exists():  # recovery: what we trained on before a crash
             saved = json.loads(record.read_text())
             self.used, self.local = list(saved["used"]), list(saved["local"])
-            self.pool.mark_used(self.used)
+            self.pool.mark_contributed(self.used)
+            self.pool.hold_out(self.local)
             if self.local:
                 index = {i: n for n, i in enumerate(pool.ids)}
                 self.evaluator.add_local_test(pool.data.subset([index[i] for i in self.local]))
@@ -128,12 +136,17 @@ class NodeTrainer:
             if self.log is not None:
                 self.log("turn_passed", height=height, reason="on-demand: no `tclearn node propose` request")
             return None  # on-demand: nobody asked for an increment, pass the turn
+        if self.converged is not None and self.converged():
+            if self.log is not None:
+                self.log("turn_passed", height=height, reason="converged: the genesis stopping rule says so")
+            return None
         hp = self.hp.updated(hyperparams) if hyperparams else self.hp
-        left = len(self.pool.available())
-        if left < hp.min_batch_size:
-            return None  # this partner's data is spent: pass the turn
-        if left < hp.effective_batch_size:  # a small partner trains on what it has (never below the minimum)
-            hp = dataclasses.replace(hp, batch_size=left)
+        # ids count contributions, they do not ration training: samples proposed before are trained
+        # again (declared as re-used); only the local-test share is never trained on
+        fitted = batch_params(self.pool, hp)
+        if fitted is None:
+            return None  # too few samples for the coalition's minimum batch: pass the turn
+        hp = fitted
         if not self.store.has(parent_model_hash):  # a head we never evaluated (not on its committee)
             if self.fetch is None or not self.fetch(parent_model_hash):
                 return None  # cannot train on a model we cannot get: pass the turn
@@ -151,8 +164,9 @@ class NodeTrainer:
                      step=step)
         h = self.store.put_state(res.candidate)
         self.evaluator.add_local_test(res.local_test)
-        self.pool.mark_used(res.data_ids)
-        self.used += list(res.data_ids)
+        self.pool.hold_out(res.local_test_ids)
+        self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected
+        self.used += list(res.new_ids)
         self.local += list(res.local_test_ids)
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
@@ -160,7 +174,8 @@ class NodeTrainer:
         if self.proposed is not None:
             self.proposed()
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
-                         data_ids_root=res.data_ids_root)
+                         data_ids_root=res.data_ids_root, reused_count=res.reused_count,
+                         reused_ids_root=res.reused_ids_root)
 
 
 class PeerLink:
@@ -256,6 +271,7 @@ class Node:
         self.model_max_bytes = len(self.models.get(self.genesis.model_hash)) + MODEL_SIZE_SLACK_BYTES
         self.model_fetch_deadline_s = MODEL_FETCH_BASE_S + self.model_max_bytes / MODEL_FETCH_MIN_RATE_BPS
         self._fetch_failed: dict[str, float] = {}
+        self._fetch_strikes: dict[str, int] = {}  # peer -> transfers failed in a row
         self._fetch_lock = threading.Lock()
         pool_data, test = partner_data(cfg.task, cfg.partners, cfg.seed, cfg.index)
         self.pool = DataPool(pool_data, data_key(cfg.seed))
@@ -271,8 +287,13 @@ class Node:
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
                                    proposed=self._proposed, log=self.log,
                                    self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
-                                   else None) if cfg.trains else None
+                                   else None, converged=self.converged) if cfg.trains else None
         self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
+        # the genesis stopping rule, read off the chain (every node reaches the same answer)
+        self.stopping = GenesisConfig.from_payload(payload).stopping
+        self.progress = Progress()
+        for b in self.store:
+            self.progress.observe(b)
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
@@ -348,8 +369,13 @@ class Node:
         self.log("propose_requested", pending=answer["pending"])
         return json_response(answer, 202)
 
+    def converged(self) -> bool:
+        """Whether the genesis stopping rule says the coalition has converged (never, without one)."""
+        return self.stopping is not None and self.progress.converged(self.stopping)
+
     def _on_commit(self, block: Block) -> None:
         self.log("commit", index=block.index, kind=block.kind, hash=block.block_hash, contributor=block.contributor)
+        self.progress.observe(block)
         if block.contributor == self.config.member_id and block.kind in ("increment", "rejected"):
             self.own_blocks.append({"index": block.index, "kind": block.kind, "hash": block.block_hash})
         if not self.models.has(block.model_hash):  # fetch the new head in the background (we may train on it)
@@ -471,13 +497,17 @@ class Node:
                 break
             try:
                 data = client.get_model(f"/v1/models/{h}", max_bytes=self.model_max_bytes,
-                                        deadline_s=min(left, self.model_fetch_deadline_s))
+                                        deadline_s=min(left, self._fetch_deadline_for(member)))
                 self.models.put(data, expected_hash=h)
                 self.log("model_fetched", model=h, peer=member, bytes=len(data))
                 with self._fetch_lock:
                     self._fetch_failed.pop(h, None)
+                    self._fetch_strikes.pop(member, None)
                 return True
             except Exception as exc:
+                if not isinstance(exc, HTTPStatusError):  # "I do not have it" is no fault
+                    with self._fetch_lock:
+                        self._fetch_strikes[member] = self._fetch_strikes.get(member, 0) + 1
                 self.log("model_fetch_failed", model=h, peer=member, reason=str(exc)[:200])
         if self.models.has(h):
             return True
@@ -486,6 +516,13 @@ class Node:
             self._fetch_failed = {k: t for k, t in self._fetch_failed.items() if now - t < FETCH_FAILURE_MEMORY_S}
             self._fetch_failed[h] = now
         return False
+
+    def _fetch_deadline_for(self, member: str) -> float:
+        """The deadline of a transfer from `member`: halved for each of its failures in a row, down to a floor."""
+        with self._fetch_lock:
+            strikes = self._fetch_strikes.get(member, 0)
+        floor = MODEL_FETCH_FLOOR_S + self.model_max_bytes / MODEL_FETCH_MIN_RATE_BPS
+        return max(floor, self.model_fetch_deadline_s / 2 ** min(strikes, 16))
 
     def fetch_failed_recently(self, h: str) -> bool:
         with self._fetch_lock:
@@ -632,6 +669,7 @@ class Node:
                                  "model_hash": head.model_hash} if head else None,
                         "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
+                        "converged": self.converged(),
                         "pending_work": self.driver.pending_work(), "fetching": self.to_fetch.qsize(),
                         "propose": {"mode": self.config.propose, "pending": self.propose_pending,
                                     "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),
