@@ -56,13 +56,14 @@ from tclearn.data import DataPool
 from tclearn.errors import ConfigError, RemoteProtocolError
 from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
+from tclearn.consensus.progress import Progress
 from tclearn.ledger.genesis import GenesisConfig
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.learning import (
     DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, backtrack_to_floor, get_task, train_increment,
 )
 from tclearn.learning.errors import HashMismatchError, InvalidModelError
-from tclearn.learning.train import fit
+from tclearn.learning.train import batch_params, fit
 from tclearn.member import FileSafetyStore, MemberDriver
 from tclearn.node.config import NodeConfig
 from tclearn.transport import (
@@ -112,8 +113,10 @@ class NodeTrainer:
     def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
                  seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
                  wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
-                 log: Callable[..., None] | None = None, self_check_floor: float | None = None) -> None:
+                 log: Callable[..., None] | None = None, self_check_floor: float | None = None,
+                 converged: Callable[[], bool] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        self.converged = converged
         self.self_check_floor = self_check_floor
         self.seed, self.record, self.fetch = seed, record, fetch
         self.wanted, self.proposed, self.log = wanted, proposed, log
@@ -122,7 +125,8 @@ class NodeTrainer:
         if record.exists():  # recovery: what we trained on before a crash
             saved = json.loads(record.read_text())
             self.used, self.local = list(saved["used"]), list(saved["local"])
-            self.pool.mark_used(self.used)
+            self.pool.mark_contributed(self.used)
+            self.pool.hold_out(self.local)
             if self.local:
                 index = {i: n for n, i in enumerate(pool.ids)}
                 self.evaluator.add_local_test(pool.data.subset([index[i] for i in self.local]))
@@ -132,12 +136,17 @@ class NodeTrainer:
             if self.log is not None:
                 self.log("turn_passed", height=height, reason="on-demand: no `tclearn node propose` request")
             return None  # on-demand: nobody asked for an increment, pass the turn
+        if self.converged is not None and self.converged():
+            if self.log is not None:
+                self.log("turn_passed", height=height, reason="converged: the genesis stopping rule says so")
+            return None
         hp = self.hp.updated(hyperparams) if hyperparams else self.hp
-        left = len(self.pool.available())
-        if left < hp.min_batch_size:
-            return None  # this partner's data is spent: pass the turn
-        if left < hp.effective_batch_size:  # a small partner trains on what it has (never below the minimum)
-            hp = dataclasses.replace(hp, batch_size=left)
+        # ids count contributions, they do not ration training: samples proposed before are trained
+        # again (declared as re-used); only the local-test share is never trained on
+        fitted = batch_params(self.pool, hp)
+        if fitted is None:
+            return None  # too few samples for the coalition's minimum batch: pass the turn
+        hp = fitted
         if not self.store.has(parent_model_hash):  # a head we never evaluated (not on its committee)
             if self.fetch is None or not self.fetch(parent_model_hash):
                 return None  # cannot train on a model we cannot get: pass the turn
@@ -155,8 +164,9 @@ class NodeTrainer:
                      step=step)
         h = self.store.put_state(res.candidate)
         self.evaluator.add_local_test(res.local_test)
-        self.pool.mark_used(res.data_ids)
-        self.used += list(res.data_ids)
+        self.pool.hold_out(res.local_test_ids)
+        self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected
+        self.used += list(res.new_ids)
         self.local += list(res.local_test_ids)
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
@@ -164,7 +174,8 @@ class NodeTrainer:
         if self.proposed is not None:
             self.proposed()
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
-                         data_ids_root=res.data_ids_root)
+                         data_ids_root=res.data_ids_root, reused_count=res.reused_count,
+                         reused_ids_root=res.reused_ids_root)
 
 
 class PeerLink:
@@ -276,8 +287,13 @@ class Node:
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
                                    proposed=self._proposed, log=self.log,
                                    self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
-                                   else None) if cfg.trains else None
+                                   else None, converged=self.converged) if cfg.trains else None
         self.store = SQLiteChainStore(cfg.data_dir / "chain.sqlite")
+        # the genesis stopping rule, read off the chain (every node reaches the same answer)
+        self.stopping = GenesisConfig.from_payload(payload).stopping
+        self.progress = Progress()
+        for b in self.store:
+            self.progress.observe(b)
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
@@ -353,8 +369,13 @@ class Node:
         self.log("propose_requested", pending=answer["pending"])
         return json_response(answer, 202)
 
+    def converged(self) -> bool:
+        """Whether the genesis stopping rule says the coalition has converged (never, without one)."""
+        return self.stopping is not None and self.progress.converged(self.stopping)
+
     def _on_commit(self, block: Block) -> None:
         self.log("commit", index=block.index, kind=block.kind, hash=block.block_hash, contributor=block.contributor)
+        self.progress.observe(block)
         if block.contributor == self.config.member_id and block.kind in ("increment", "rejected"):
             self.own_blocks.append({"index": block.index, "kind": block.kind, "hash": block.block_hash})
         if not self.models.has(block.model_hash):  # fetch the new head in the background (we may train on it)
@@ -648,6 +669,7 @@ class Node:
                                  "model_hash": head.model_hash} if head else None,
                         "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
+                        "converged": self.converged(),
                         "pending_work": self.driver.pending_work(), "fetching": self.to_fetch.qsize(),
                         "propose": {"mode": self.config.propose, "pending": self.propose_pending,
                                     "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),
