@@ -35,7 +35,8 @@ REFUSALS = {"connection_refused", "tls_refused", "peer_refused"}
 @pytest.fixture()
 def server(coalition: Coalition) -> Iterator[tuple[NodeServer, list[dict[str, Any]]]]:
     events: list[dict[str, Any]] = []
-    limits = ServerLimits(handshake_timeout_s=2.0, io_timeout_s=5.0, header_deadline_s=1.5, body_deadline_s=3.0)
+    limits = ServerLimits(handshake_timeout_s=2.0, io_timeout_s=5.0, header_deadline_s=1.5, body_deadline_s=3.0,
+                          log_interval_s=2.0)
     context = server_context(coalition.ca, coalition.alice.cert, coalition.alice.key)
     node = NodeServer(Router(), context, coalition.allowlist(), member_id="alice", limits=limits,
                       log=events.append).start()
