@@ -1,0 +1,227 @@
+"""Encrypted, content-addressed object storage: the supervisor's vault (level B).
+
+Theory of operation. Each object (a model, an increment, a data-id list) is
+stored under its id, the hash the chain records (the canonical model hash, or
+the SHA-256 of the bytes when the caller names none). It is encrypted at rest
+with AES-256-GCM under a fresh 256-bit data key (DEK); the DEK is wrapped with
+AES-256-GCM by the vault's key-encryption key (KEK), bound to the object id.
+The KEK is random, kept on disk only wrapped by a key derived from the
+supervisor's passphrase (scrypt), and never leaves the supervisor: the chain
+holds hashes, never keys.
+
+File layout of one object: ``MAGIC | u32 header length | header | ciphertext``.
+The header (canonical CBOR: id, kind, metadata, size, SHA-256 of the plain
+bytes, wrapped DEK, nonce) is the AEAD's associated data, so a change to any
+metadata byte fails decryption like a change to the ciphertext does.
+
+Writes are atomic: the object goes to a temporary file in the same folder,
+is fsynced, renamed into place and the folder fsynced; a writer killed at any
+point leaves either the whole object or none (stale temporary files are
+removed when the vault is next opened).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from tclearn.errors import EncodingError
+from tclearn.ledger.encoding import canonical_bytes, decode, sha256_hex
+from tclearn.vault.errors import IntegrityError, ObjectNotFound, VaultError, VaultLockedError
+
+__all__ = ["ObjectInfo", "Vault", "write_atomic", "MAX_OBJECT_BYTES"]
+
+MAGIC = b"TCLVAULT\x01"
+KEK_FILE = "kek.json"
+OBJECTS_DIR = "objects"
+MAX_OBJECT_BYTES = 4 * 1024**3  # AES-GCM allows 64 GiB per nonce; a model is far smaller
+MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_SCRYPT_N = 2**17  # ~128 MiB, a few tenths of a second: once per vault opening
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def write_atomic(path: Path, data: bytes | list[bytes], mode: int = 0o600) -> None:
+    """Write `data` to `path` whole or not at all (temp file, fsync, rename, fsync the folder)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        for chunk in data if isinstance(data, list) else [data]:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def check_object_id(object_id: str) -> str:
+    if not isinstance(object_id, str) or not _ID_RE.match(object_id):
+        raise VaultError(f"an object id is 64 lower-case hex digits, got {object_id!r}")
+    return object_id
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the vault knows of an object without decrypting it."""
+
+    object_id: str
+    kind: str
+    size: int
+    sha256: str
+    meta: dict[str, Any]
+
+
+def _kek_from_passphrase(passphrase: bytes, salt: bytes, n: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase)
+
+
+class Vault:
+    """An encrypted object store in one folder. Open it with the supervisor's passphrase."""
+
+    def __init__(self, root: Path, kek: bytes) -> None:
+        self.root = Path(root)
+        self._kek = AESGCM(kek)
+        self._objects = self.root / OBJECTS_DIR
+        for stale in self._objects.glob("*/.*.tmp"):  # a writer killed mid-write
+            stale.unlink(missing_ok=True)
+
+    # --- the key-encryption key -------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, passphrase: bytes, scrypt_n: int = DEFAULT_SCRYPT_N) -> "Vault":
+        root = Path(root)
+        if (root / KEK_FILE).exists():
+            raise VaultError(f"{root} already holds a vault: refusing to replace its key")
+        if not passphrase:
+            raise VaultLockedError("a vault needs a non-empty passphrase")
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (root / OBJECTS_DIR).mkdir(mode=0o700, exist_ok=True)
+        kek, salt, nonce = secrets.token_bytes(32), secrets.token_bytes(16), secrets.token_bytes(12)
+        wrapped = AESGCM(_kek_from_passphrase(passphrase, salt, scrypt_n)).encrypt(nonce, kek, b"tclearn-vault-kek")
+        doc = {"format": "tclearn-vault-kek/1", "kdf": "scrypt", "n": scrypt_n, "r": 8, "p": 1,
+               "salt": salt.hex(), "nonce": nonce.hex(), "wrapped_kek": wrapped.hex()}
+        write_atomic(root / KEK_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+        return cls(root, kek)
+
+    @classmethod
+    def open(cls, root: Path, passphrase: bytes) -> "Vault":
+        path = Path(root) / KEK_FILE
+        try:
+            doc = json.loads(path.read_text())
+            salt, nonce = bytes.fromhex(doc["salt"]), bytes.fromhex(doc["nonce"])
+            wrapped, n = bytes.fromhex(doc["wrapped_kek"]), int(doc["n"])
+            if doc.get("kdf") != "scrypt" or not 2**10 <= n <= 2**22:
+                raise ValueError("unknown key derivation")
+        except FileNotFoundError:
+            raise VaultLockedError(f"no vault in {root} (no {KEK_FILE}; run `tclearn vault init`)") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise VaultLockedError(f"{path} is damaged: {exc}") from None
+        try:
+            kek = AESGCM(_kek_from_passphrase(passphrase, salt, n)).decrypt(nonce, wrapped, b"tclearn-vault-kek")
+        except InvalidTag:
+            raise VaultLockedError("wrong vault passphrase (or a tampered key file)") from None
+        return cls(root, kek)
+
+    # --- objects ----------------------------------------------------------------
+    def path_of(self, object_id: str) -> Path:
+        check_object_id(object_id)
+        return self._objects / object_id[:2] / object_id
+
+    def has(self, object_id: str) -> bool:
+        return self.path_of(object_id).is_file()
+
+    def ids(self) -> list[str]:
+        return sorted(p.name for p in self._objects.glob("??/*") if _ID_RE.match(p.name))
+
+    def put(self, data: bytes, kind: str, meta: dict[str, Any] | None = None,
+            object_id: str | None = None) -> ObjectInfo:
+        """Encrypt and store `data` under `object_id` (default: its SHA-256); idempotent for equal bytes."""
+        if not _KIND_RE.match(kind or ""):
+            raise VaultError(f"object kind must be a short lower-case word, got {kind!r}")
+        if len(data) > MAX_OBJECT_BYTES:
+            raise VaultError(f"object of {len(data)} bytes exceeds the {MAX_OBJECT_BYTES}-byte limit")
+        digest = sha256_hex(data)
+        object_id = check_object_id(object_id or digest)
+        path = self.path_of(object_id)
+        if path.is_file():
+            known = self.info(object_id)
+            if known.sha256 != digest:
+                raise IntegrityError(f"object {object_id[:16]}… already holds other bytes: refusing to overwrite")
+            return known
+        dek, dek_nonce, nonce = secrets.token_bytes(32), secrets.token_bytes(12), secrets.token_bytes(12)
+        wrapped = dek_nonce + self._kek.encrypt(dek_nonce, dek, b"tclearn-vault-dek\x00" + object_id.encode())
+        header_fields = {"v": 1, "id": object_id, "kind": kind, "meta": dict(meta or {}), "size": len(data),
+                         "sha256": digest, "dek": wrapped, "nonce": nonce}
+        try:
+            header = canonical_bytes(header_fields)
+        except EncodingError as exc:
+            raise VaultError(f"object metadata cannot be stored: {exc}") from None
+        if len(header) > MAX_HEADER_BYTES:
+            raise VaultError("object metadata too large")
+        body = AESGCM(dek).encrypt(nonce, data, b"tclearn-vault-object\x00" + header)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        write_atomic(path, [MAGIC, struct.pack(">I", len(header)), header, body])
+        return ObjectInfo(object_id, kind, len(data), digest, header_fields["meta"])
+
+    def _read(self, object_id: str) -> tuple[dict[str, Any], bytes, memoryview]:
+        path = self.path_of(object_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"the vault holds no object {object_id}") from None
+        head = len(MAGIC) + 4
+        if len(raw) < head or raw[: len(MAGIC)] != MAGIC:
+            raise IntegrityError(f"object {object_id[:16]}…: not a vault object (bad magic)")
+        (n,) = struct.unpack(">I", raw[len(MAGIC): head])
+        if n > MAX_HEADER_BYTES or head + n > len(raw):
+            raise IntegrityError(f"object {object_id[:16]}…: header length out of range")
+        header = raw[head: head + n]
+        try:
+            fields = decode(header)
+            ok = (isinstance(fields, dict) and fields.get("v") == 1 and fields.get("id") == object_id
+                  and isinstance(fields.get("dek"), bytes) and isinstance(fields.get("nonce"), bytes)
+                  and isinstance(fields.get("meta"), dict))
+        except EncodingError:
+            ok = False
+        if not ok:
+            raise IntegrityError(f"object {object_id[:16]}…: damaged or foreign header")
+        return fields, header, memoryview(raw)[head + n:]
+
+    def info(self, object_id: str) -> ObjectInfo:
+        """The object's metadata, unauthenticated until `get` decrypts it."""
+        f, _, _ = self._read(object_id)
+        return ObjectInfo(object_id, f["kind"], f["size"], f["sha256"], f["meta"])
+
+    def get(self, object_id: str) -> tuple[bytes, ObjectInfo]:
+        """Decrypt and return an object and its (now authenticated) metadata."""
+        f, header, body = self._read(object_id)
+        wrapped = f["dek"]
+        try:
+            dek = self._kek.decrypt(wrapped[:12], wrapped[12:], b"tclearn-vault-dek\x00" + object_id.encode())
+            data = AESGCM(dek).decrypt(f["nonce"], body, b"tclearn-vault-object\x00" + header)
+        except (InvalidTag, ValueError):
+            raise IntegrityError(f"object {object_id[:16]}…: ciphertext or metadata was altered "
+                                 "(or another vault's key)") from None
+        if len(data) != f["size"] or sha256_hex(data) != f["sha256"]:
+            raise IntegrityError(f"object {object_id[:16]}…: size or hash differs from its header")
+        return data, ObjectInfo(object_id, f["kind"], f["size"], f["sha256"], f["meta"])

@@ -1,0 +1,54 @@
+"""Fixtures of the vault tests: a coalition CA, RSA S/MIME certificates, a supervisor on a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tclearn.identity import Identity
+from tclearn.pki import init_ca
+from tclearn.vault.smime import issue_smime_cert
+from tclearn.vault.supervisor import Supervisor
+
+PASS = b"correct horse battery staple"
+T0_MS = 1_790_000_000_000  # 2026-09-21
+SCRYPT_N = 2**12  # tests only: the default costs ~0.3 s per opening
+
+
+class Clock:
+    def __init__(self, ms: int = T0_MS) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def supervisor_id() -> Identity:
+    return Identity.from_seed("supervisor", b"vault-tests")
+
+
+@pytest.fixture
+def sup(tmp_path: Path, supervisor_id: Identity, clock: Clock) -> Any:
+    s = Supervisor.create(tmp_path / "vault", PASS, supervisor_id, ["h1", "h2", "h3"], clock, scrypt_n=SCRYPT_N)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and RSA-2048 S/MIME certificates for h1, h2, h3 (valid from 2026-01-01 for a year)."""
+    d = tmp_path_factory.mktemp("pki")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    init_ca(d, now=start)
+    for m in ("h1", "h2", "h3"):
+        issue_smime_cert(d, m, key_size=2048, now=start)
+    return d
