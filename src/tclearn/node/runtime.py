@@ -58,6 +58,7 @@ from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
 from tclearn.consensus.progress import Progress
 from tclearn.ledger.genesis import GenesisConfig
+from tclearn.levels import require_runnable_level
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.learning import (
     DirectoryModelStore, Evaluator, HyperParams, ModelNotFoundError, backtrack_to_floor, get_task, train_increment,
@@ -80,7 +81,7 @@ MODEL_FETCH_MIN_RATE_BPS = 1 << 20
 FETCH_FAILURE_MEMORY_S = 60.0  # a model no peer delivered in time stays "unavailable" this long
 # A peer whose transfer failed (too slow, too big, not the model it named; a 404 does not count) gets half
 # the deadline next time, down to this floor (plus the cap at the minimum rate); a success resets it.
-MODEL_FETCH_FLOOR_S = 0.5
+MODEL_FETCH_FLOOR_S = 0.25
 _WAKE = ("", None)  # put in the inbox to wake the core thread (fetched work is ready)
 BLOCKS_PER_ANSWER = 32  # GET /v1/blocks?from=i answers blocks i..i+31 at most
 
@@ -264,6 +265,7 @@ class Node:
         self.task = get_task(cfg.task)
         self.models = DirectoryModelStore(cfg.data_dir / "models")
         payload = self.genesis.payload["config"]
+        require_runnable_level(str(payload.get("level", "A")), f"node {cfg.member_id}")  # B/C: not as A
         init = self.task.initial_state(int(payload["model"]["seed"]))
         if self.models.put_state(init) != self.genesis.model_hash:
             raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
