@@ -10,6 +10,8 @@ from tclearn.cli import sim as _sim; app.add_typer(_sim.app, name="sim")  # noqa
 from tclearn.cli.demo import demo_command as _demo; app.command("demo")(_demo)  # noqa: E402,E702
 from tclearn.cli import node as _node; app.add_typer(_node.app, name="node")  # noqa: E402,E702
 from tclearn.cli import coalition as _coalition; app.add_typer(_coalition.app, name="coalition")  # noqa: E402,E702
+from tclearn.cli import vault as _vault; app.add_typer(_vault.app, name="vault"); app.add_typer(_vault.audit_app, name="audit")  # noqa: E402,E702
+from tclearn.cli import smime as _smime; app.add_typer(_smime.app, name="smime")  # noqa: E402,E702
 
 
 def main() -> None:

@@ -64,8 +64,12 @@ def demo_command(
                                            "data as the coalition made (report: centralized_equal_budget_score)"),
     network: bool = typer.Option(False, "--network", help="run through real nodes over mutual TLS (separate processes)"),
     json_out: bool = typer.Option(False, "--json", help="print report.json to stdout instead of the table"),
+    level: str = typer.Option("A", "--level", help="security level; only A runs yet (B and C are refused)"),
 ) -> None:
     """Run a TCLearn coalition on embedded data and report the chain, scores and figures."""
+    from tclearn.levels import require_runnable_level
+
+    require_runnable_level(level.upper(), "tclearn demo")
     from tclearn.demo.coalition import DemoOptions, run_coalition
     from tclearn.demo.report import print_summary, report_dict, write_figures, write_report
 

@@ -135,7 +135,7 @@ def request_payload(member: str, action: str, version: str, now_ms: int, ref: st
 
 
 def build_request(payload: bytes, key: Any, cert: x509.Certificate) -> bytes:
-    """The request as opaque S/MIME signed data (application/pkcs7-mime), signer certificate included."""
+    """The request as clear-signed S/MIME (multipart/signed, RFC 8551 §3.5.3), signer certificate included."""
     return (pkcs7.PKCS7SignatureBuilder().set_data(payload).add_signer(cert, key, hashes.SHA256())
             .sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.Binary]))
 
@@ -330,10 +330,10 @@ def build_reply(model: bytes, recipient: x509.Certificate) -> bytes:
 def open_reply(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return pkcs7.pkcs7_decrypt_pem(data, cert, key, [pkcs7.PKCS7Options.Binary])
+            return pkcs7.pkcs7_decrypt_pem(data, cert, key, [])
         if data[:1] == b"\x30":
-            return pkcs7.pkcs7_decrypt_der(data, cert, key, [pkcs7.PKCS7Options.Binary])
-        return pkcs7.pkcs7_decrypt_smime(data, cert, key, [pkcs7.PKCS7Options.Binary])
+            return pkcs7.pkcs7_decrypt_der(data, cert, key, [])
+        return pkcs7.pkcs7_decrypt_smime(data, cert, key, [])
     except ValueError as exc:
         raise RequestError(f"cannot open the reply: {exc}") from None
 

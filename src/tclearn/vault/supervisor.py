@@ -137,6 +137,14 @@ class Supervisor:
         self.authorize(member, "publish", oid, ref, {"kind": kind, "size": len(data)}, must_exist=False)
         return self.vault.put(data, kind, meta, oid)
 
+    def put_local(self, data: bytes, kind: str, meta: dict[str, Any] | None = None,
+                  object_id: str | None = None) -> ObjectInfo:
+        """The supervisor's own write (journaled as such; the policy governs members)."""
+        info = self.vault.put(data, kind, meta, object_id)
+        self.journal.append(self.journal.signer_id, "put", info.object_id, "recorded", f"supervisor stored a {kind}",
+                            "", {"kind": kind, "size": len(data)})
+        return info
+
     def get_local(self, version: str) -> tuple[bytes, ObjectInfo]:
         """The supervisor's own read (journaled as such)."""
         if not self.vault.has(version):
