@@ -32,6 +32,13 @@ code  meaning
 `tclearn node propose --wait` exits with 30 when no block recorded the
 increment in time (`EXIT_WAIT_TIMEOUT`; the request stays queued).
 
+The level-B vault (`tclearn vault`, `audit`, `smime`; registered by
+`tclearn.cli.vault`) uses 31-39: 31 access refused by the policy
+(`AccessDenied`), 32 integrity (a tampered object, metadata or audit journal:
+`IntegrityError`), 33 a bad, replayed or stale S/MIME request (`RequestError`),
+34 vault locked (wrong passphrase, no vault: `VaultLockedError`), 35 no such
+object (`ObjectNotFound`), 39 any other vault error (`VaultError`).
+
 The most specific class wins (an `InvalidBlockError` is a `LedgerError` but
 exits with 1). A sub-command may give a subclass of its own a more specific
 code with `register_exit_code`; codes 20-39 are left for that.
