@@ -22,6 +22,7 @@ model evaluated on G ∪ L, on one CPU thread.
 from __future__ import annotations
 
 from pathlib import Path
+import math
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -139,13 +140,15 @@ class BladderTask(Task):
         """Phantom pools, one scanner profile per partner, and a G covering every scanner.
 
         `size_alpha`: non-IID hospitals — the `n_partners · per_partner`
-        volumes are shared out in Dirichlet(`size_alpha`) proportions (each
-        keeps at least a batch and a half), on top of each one's scanner.
+        volumes are shared out in Dirichlet(`size_alpha`) proportions, on top
+        of each one's scanner; each keeps the least that trains: the minimum
+        batch once its local-test share is set aside.
         """
         sizes: Any = per_partner
         if size_alpha is not None:
             total = n_partners * per_partner
-            floor = min(per_partner, int(1.5 * self.default_hyperparams.effective_batch_size))
+            hp = self.default_hyperparams
+            floor = min(per_partner, math.ceil(hp.min_batch_size / (1.0 - hp.local_test_share)))
             shares = np.random.default_rng([seed, 0x512E]).dirichlet([size_alpha] * n_partners)
             sizes = [floor + int(round(s * (total - floor * n_partners))) for s in shares]
         return phantom_coalition(n_partners, seed=seed, per_partner=sizes, test_size=test_size, shape=self.shape)
