@@ -204,24 +204,39 @@ class Journal:
 
     def append(self, actor: str, action: str, obj: str | None, outcome: str, reason: str = "",
                ref: str = "", detail: dict[str, Any] | None = None) -> Entry:
-        if outcome not in OUTCOMES:
-            raise VaultError(f"journal outcome must be one of {OUTCOMES}")
+        return self.append_many([(actor, action, obj, outcome, reason, ref, detail)])[0]
+
+    def append_many(self, rows: list[tuple[str, str, str | None, str, str, str, dict[str, Any] | None]]
+                    ) -> list[Entry]:
+        """Append entries (actor, action, object, outcome, reason, ref, detail) with one write and one head."""
         with self._lock:
+            made: list[Entry] = []
+            lines = []
             prev = self.entries[-1] if self.entries else None
-            fields = {"seq": len(self.entries), "time_ms": max(int(self._clock_ms()), prev.time_ms if prev else 0),
-                      "prev": prev.hash if prev else GENESIS_PREV, "actor": actor, "action": action, "object": obj,
-                      "outcome": outcome, "reason": reason, "ref": ref, "detail": dict(detail or {})}
-            digest = entry_hash(fields)
-            entry = Entry(**fields, hash=digest, sig=self._supervisor.sign(bytes.fromhex(digest)).hex())
-            line = (json.dumps(entry.to_json(), separators=(",", ":"), sort_keys=True) + "\n").encode()
-            if len(line) > MAX_LINE_BYTES:
-                raise VaultError("journal entry too large")
-            os.write(self._fd, line)
+            for actor, action, obj, outcome, reason, ref, detail in rows:
+                if outcome not in OUTCOMES:
+                    raise VaultError(f"journal outcome must be one of {OUTCOMES}")
+                fields = {"seq": len(self.entries) + len(made),
+                          "time_ms": max(int(self._clock_ms()), prev.time_ms if prev else 0),
+                          "prev": prev.hash if prev else GENESIS_PREV, "actor": actor, "action": action,
+                          "object": obj, "outcome": outcome, "reason": reason, "ref": ref, "detail": dict(detail or {})}
+                digest = entry_hash(fields)
+                prev = Entry(**fields, hash=digest, sig=self._supervisor.sign(bytes.fromhex(digest)).hex())
+                line = (json.dumps(prev.to_json(), separators=(",", ":"), sort_keys=True) + "\n").encode()
+                if len(line) > MAX_LINE_BYTES:
+                    raise VaultError("journal entry too large")
+                made.append(prev)
+                lines.append(line)
+            if not made:
+                return made
+            view = memoryview(b"".join(lines))
+            while view:
+                view = view[os.write(self._fd, view):]
             if self._fsync:
                 os.fsync(self._fd)
-            self._write_head(entry)
-            self.entries.append(entry)
-            return entry
+            self._write_head(made[-1])
+            self.entries.extend(made)
+            return made
 
     def _write_head(self, entry: Entry) -> None:
         sig = self._supervisor.sign(_head_bytes(entry.seq, entry.hash))
