@@ -4,6 +4,7 @@
     tclearn vault put DIR FILE --key SUP.key --passphrase-file F [--kind model] [--id HASH]
     tclearn vault get DIR ID --out FILE --key SUP.key --passphrase-file F
     tclearn vault policy show DIR [--at TIME] | tclearn vault policy set DIR FILE --key ... --passphrase-file F
+    tclearn vault serve --config vault.toml [--max-seconds S]     (mutual TLS 1.3, see `tclearn.vault.service`)
     tclearn audit verify DIR [--supervisor-pub HEX]
     tclearn audit who DIR --version V [--before TIME] [--json]
     tclearn audit show DIR [--json] [--member M] [--version V]
@@ -248,3 +249,34 @@ def audit_show(
         else:
             typer.echo(f"{e.seq}\t{_iso(e.time_ms)}\t{e.actor}\t{e.action}\t{(e.object or '-')[:16]}\t{e.outcome}"
                        f"\t{e.reason}\t{e.ref}")
+
+
+@app.command("serve")
+@handle_errors
+def serve_command(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="vault.toml"),
+    max_seconds: float = typer.Option(0.0, "--max-seconds", min=0.0, help="Stop after this long (0: until SIGTERM)."),
+) -> None:
+    """Serve the vault over mutual TLS 1.3 to the members listed in the config, until SIGTERM / Ctrl-C."""
+    import signal
+    import threading
+
+    from tclearn.transport import MemberAllowList, NodeServer, server_context
+    from tclearn.vault.service import VaultServiceConfig, vault_router
+
+    cfg = VaultServiceConfig.load(config)
+    sup = open_supervisor(cfg.vault_dir, cfg.supervisor_key, cfg.passphrase_file)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server = NodeServer(vault_router(sup), server_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key),
+                            MemberAllowList(cfg.members), host=cfg.host, port=cfg.port,
+                            member_id=sup.journal.signer_id).start()
+        typer.echo(f"vault {cfg.vault_dir} serving at {server.url} for {len(cfg.members)} members", err=True)
+        try:
+            stop.wait(max_seconds or None)
+        finally:
+            server.stop()
+    finally:
+        sup.close()
+        signal.signal(signal.SIGTERM, previous)
