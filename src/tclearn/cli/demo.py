@@ -33,8 +33,8 @@ def demo_command(
     committee: Optional[int] = typer.Option(None, "--committee",
                                             help="validators drawn per round (k; default 3, or partners − 1 if fewer)"),
     stop_patience: Optional[int] = typer.Option(None, "--stop-patience",
-                                                help="converged after this many rounds without an accepted increment "
-                                                     "raising G by more than --stop-min-delta (default max(12, 3 × "
+                                                help="converged after this many accepted increments none of which "
+                                                     "raised G by more than --stop-min-delta (default max(12, 3 × "
                                                      "partners); 0: no stopping rule)"),
     stop_min_delta: float = typer.Option(0.0, "--stop-min-delta", help="gain on G that counts as improvement"),
     adaptive_lr: bool = typer.Option(False, "--adaptive-lr",
@@ -42,7 +42,8 @@ def demo_command(
                                           "the learning rate when G stalls"),
     lr_factor: float = typer.Option(0.5, "--lr-factor", help="with --adaptive-lr: factor applied at each stall"),
     lr_patience: Optional[int] = typer.Option(None, "--lr-patience",
-                                              help="with --adaptive-lr: stalled rounds before lowering "
+                                              help="with --adaptive-lr: accepted increments without a gain before "
+                                                   "lowering "
                                                    "(default: half the stopping patience)"),
     per_partner: Optional[int] = typer.Option(None, "--per-partner", help="bladder: volumes per partner (default 24)"),
     lam: float = typer.Option(0.97, "--lambda", help="acceptance threshold λ in [0, 1]"),

@@ -8,11 +8,14 @@ whether the learning rate should come down, are then pure functions of the
 chain: every node reaches the same answer at the same height, and a node
 that catches up replays it.
 
-* `StoppingRule(patience, min_delta)`: converged when no accepted increment
-  has raised the best G score by more than `min_delta` in the last
-  `patience` rounds (blocks), counted from the later of the last such
-  improvement and the last `hyperparams` block (a new learning rate gets its
-  chance before the coalition gives up).
+* `StoppingRule(patience, min_delta)`: converged when none of the last
+  `patience` accepted increments has raised the best G score by more than
+  `min_delta`, counted from the later of the last such improvement and the
+  last `hyperparams` block (a new learning rate gets its chance before the
+  coalition gives up). Rounds are counted in accepted increments, not in
+  blocks: a rejected candidate trains nothing, so a member whose candidates
+  keep being refused (an attacker, say) neither stops the coalition early
+  nor lowers its learning rate.
 * `LearningRatePolicy(factor, patience, min_lr, min_delta)`: after `patience`
   rounds without such an improvement (counted the same way), propose a
   `hyperparams` block that multiplies the learning rate by `factor`, never
@@ -89,8 +92,9 @@ class Progress:
         return at
 
     def stalled_for(self, min_delta: float) -> int:
-        """Rounds since the later of the last real improvement and the last hyperparams block."""
-        return self.height - max(self.last_improvement(min_delta), self.last_hyperparams)
+        """Accepted increments since the later of the last real improvement and the last hyperparams block."""
+        anchor = max(self.last_improvement(min_delta), self.last_hyperparams)
+        return sum(1 for height, _ in self._steps[1:] if height > anchor)
 
     def converged(self, rule: StoppingRule) -> bool:
         """Whether `rule` says the coalition has stopped learning at this height."""

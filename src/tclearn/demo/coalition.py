@@ -63,8 +63,8 @@ class DemoOptions:
     collude: bool = False  # malicious partners drawn as validators vote for each other, against honest ones
     max_drop: float | None = None  # the quality rule's hard floor (genesis consensus.max_drop; None: default)
     self_check: bool = True  # honest partners score their candidate on G and shorten what the floor would refuse
-    # the genesis stopping rule: converged after `stop_patience` rounds without an accepted increment
-    # raising G by more than `stop_min_delta` (None: the task's default; 0: no stopping rule)
+    # the genesis stopping rule: converged after `stop_patience` accepted increments none of which
+    # raised G by more than `stop_min_delta` (None: the default; 0: no stopping rule)
     stop_patience: int | None = None
     stop_min_delta: float = 0.0
     adaptive_lr: bool = False  # the genesis adaptive learning-rate policy (opt-in)
@@ -119,7 +119,7 @@ class DemoOptions:
 
 
 def default_stop_patience(partners: int) -> int:
-    """Rounds without a real gain on G before the coalition is called converged: every partner's turn, thrice."""
+    """Accepted increments without a real gain on G before the coalition is called converged: three per partner."""
     return max(12, 3 * partners)
 
 
@@ -224,7 +224,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         if stopping is not None and not stop and tracker.converged(stopping):
             stop.update(height=block.index, reason=(
                 f"converged: no accepted increment raised G by more than {stopping.min_delta:g} "
-                f"in the last {stopping.patience} rounds"))
+                f"in the last {stopping.patience} accepted increments"))
         if lr_policy is not None and not stop and coalition is not None:
             new_lr = tracker.next_learning_rate(lr_policy)
             if new_lr is not None and lr_asked.get("at") != tracker.last_hyperparams:

@@ -28,7 +28,7 @@ def _float(value: Any, name: str) -> float:
 
 @dataclass(frozen=True)
 class StoppingRule:
-    patience: int  # rounds (blocks) without a real improvement
+    patience: int  # accepted increments without a real improvement
     min_delta: float = 0.0  # an improvement of G by at most this does not count
 
     def __post_init__(self) -> None:
