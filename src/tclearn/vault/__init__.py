@@ -4,7 +4,8 @@
 - `policy`: who may use, download or publish which version (pure decisions, quotas by strength);
 - `journal`: the hash-chained, signed audit journal and its queries;
 - `supervisor`: the three composed: every request decided, journaled, then served;
-- `smime`: offline requests and replies as CMS (RFC 8551 / 5652).
+- `smime`: offline requests and replies as CMS (RFC 8551 / 5652);
+- `service`: the supervisor online, over the nodes' mutual-TLS stack (`tclearn vault serve`).
 """
 
 from tclearn.vault.errors import AccessDenied, IntegrityError, ObjectNotFound, RequestError, VaultError, VaultLockedError

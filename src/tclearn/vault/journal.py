@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cryptography.exceptions import InvalidSignature
+
 from tclearn.errors import EncodingError, SignatureError
-from tclearn.identity import Identity, verify_signature
-from tclearn.ledger.encoding import canonical_bytes, sha256_hex
+from tclearn.identity import Identity, public_key_from_bytes, verify_signature
+from tclearn.ledger.encoding import canonical_bytes, encode_map, map_layout, sha256_hex
 from tclearn.vault.errors import IntegrityError, VaultError
 from tclearn.vault.storage import write_atomic
 
@@ -64,8 +66,12 @@ class Entry:
         return {**self.fields(), "hash": self.hash, "sig": self.sig}
 
 
+_LAYOUT = map_layout(FIELDS)
+
+
 def entry_hash(fields: dict[str, Any]) -> str:
-    return sha256_hex(_TAG + canonical_bytes(fields))
+    """SHA-256 of the tag and the canonical CBOR of the fields (`encode_map`: the same bytes, faster)."""
+    return sha256_hex(_TAG + encode_map(fields, _LAYOUT))
 
 
 def _head_bytes(seq: int, digest: str) -> bytes:
@@ -107,6 +113,10 @@ def verify_journal(path: Path, supervisor_key: bytes) -> list[Entry]:
     if raw and not raw.endswith(b"\n"):
         raise IntegrityError("journal ends with a partial line (cut, or a write interrupted)")
     entries = read_journal(path)
+    try:
+        key = public_key_from_bytes(supervisor_key)
+    except SignatureError as exc:
+        raise IntegrityError(f"not a supervisor key: {exc}") from None
     prev = GENESIS_PREV
     for n, e in enumerate(entries):
         if e.seq != n:
@@ -120,8 +130,8 @@ def verify_journal(path: Path, supervisor_key: bytes) -> list[Entry]:
         if digest != e.hash:
             raise IntegrityError(f"journal entry {n}: hash mismatch (the entry was edited)")
         try:
-            verify_signature(supervisor_key, bytes.fromhex(e.sig), bytes.fromhex(e.hash))
-        except (SignatureError, ValueError):
+            key.verify(bytes.fromhex(e.sig), bytes.fromhex(digest))
+        except (InvalidSignature, ValueError):
             raise IntegrityError(f"journal entry {n}: not signed by the supervisor") from None
         prev = digest
     head_path = path.with_name(path.name + ".head") if path.suffix != ".head" else path
