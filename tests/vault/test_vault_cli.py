@@ -143,3 +143,23 @@ def test_a_node_refuses_a_level_b_genesis(tmp_path: Path) -> None:
     result = runner.invoke(app, ["node", "serve", "--config", str(node_toml), "--max-seconds", "1"])
     assert result.exit_code == 2 and "level-B coalitions do not run yet" in result.output
     assert "Traceback" not in result.output
+
+
+def test_quotas_read_strengths_from_a_verified_chain(tmp_path: Path) -> None:
+    from tclearn.cli.vault import strengths_from_chain
+    from tclearn.ledger.sqlite_store import SQLiteChainStore
+    from tclearn.sim.build import synthetic_coalition
+
+    setup = synthetic_coalition(4, 3, seed=5)  # a chain the protocol really committed
+    assert setup.coalition.run_until(3, 300)
+    blocks = setup.coalition.chain("m0")
+    with SQLiteChainStore(tmp_path / "chain.db") as store:
+        for b in blocks:
+            store.append(b)
+    from tclearn.consensus.certificate import check_certificate
+    from tclearn.ledger.verify import verify_chain
+
+    strengths = strengths_from_chain(tmp_path / "chain.db")
+    assert strengths == verify_chain(blocks, certificate_check=check_certificate).strengths()
+    assert set(strengths) == {"m0", "m1", "m2", "m3"} and len(set(strengths.values())) > 1  # contributions differ
+    assert strengths_from_chain(None) is None

@@ -2,7 +2,7 @@
 
     tclearn smime issue PKI MEMBER [--passphrase-file F]          (RSA key + S/MIME certificate from the CA)
     tclearn smime request --key K --cert C --version V [--action download|use] [--ref R] --out REQ
-    tclearn smime serve --vault DIR --key SUP.key --passphrase-file F --ca CA.crt --in REQ --out REPLY
+    tclearn smime serve --vault DIR --key SUP.key --passphrase-file F --ca CA.crt --in REQ --out REPLY [--chain DB]
     tclearn smime open --key K --cert C --in REPLY --out MODEL [--expect-sha256 H]
 
 Requests are clear-signed S/MIME; `serve` also takes requests made by
@@ -23,7 +23,7 @@ from typing import Any, Optional
 import typer
 
 from tclearn.cli.errors import handle_errors
-from tclearn.cli.vault import KEY_HELP, PASS_HELP, open_supervisor  # also registers the vault exit codes
+from tclearn.cli.vault import CHAIN_HELP, KEY_HELP, PASS_HELP, open_supervisor  # also registers the vault exit codes
 from tclearn.errors import ConfigError
 from tclearn.vault.errors import RequestError, VaultError
 
@@ -100,6 +100,7 @@ def serve_command(
     ca: Path = typer.Option(..., "--ca", exists=True, dir_okay=False, help="The coalition CA certificate."),
     request: Path = typer.Option(..., "--in", exists=True, dir_okay=False, help="The signed request."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write the encrypted reply."),
+    chain: Optional[Path] = typer.Option(None, "--chain", exists=True, dir_okay=False, help=CHAIN_HELP),
 ) -> None:
     """Check a request (signature, CA, replay, policy), journal it, answer with the model encrypted for the member."""
     from tclearn.vault.smime import MAX_REQUEST_BYTES, serve_request
@@ -107,7 +108,7 @@ def serve_command(
 
     if request.stat().st_size > MAX_REQUEST_BYTES:
         raise RequestError(f"{request} is larger than a request may be ({MAX_REQUEST_BYTES} bytes)")
-    sup = open_supervisor(vault, key, passphrase_file)
+    sup = open_supervisor(vault, key, passphrase_file, chain=chain)
     try:
         reply, req = serve_request(sup, request.read_bytes(), ca.read_bytes())
     finally:

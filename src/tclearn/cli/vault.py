@@ -68,13 +68,30 @@ def _vault_passphrase(path: Path) -> bytes:
     return value
 
 
-def open_supervisor(directory: Path, key: Path, passphrase_file: Path, key_passphrase_file: Path | None = None) -> Any:
+def strengths_from_chain(chain: Path | None) -> dict[str, float] | None:
+    """The members' strengths at the head of a chain file, after verifying the whole chain (quotas follow them)."""
+    if chain is None:
+        return None
+    from tclearn.cli.chain import certificate_check
+    from tclearn.ledger.sqlite_store import open_store
+    from tclearn.ledger.verify import verify_chain
+
+    with open_store(chain, read_only=True) as store:
+        return verify_chain(store, certificate_check=certificate_check()[0]).strengths()
+
+
+def open_supervisor(directory: Path, key: Path, passphrase_file: Path, key_passphrase_file: Path | None = None,
+                    chain: Path | None = None) -> Any:
     from tclearn.cli.init import read_passphrase
     from tclearn.identity import load_identity
     from tclearn.vault.supervisor import Supervisor
 
     identity = load_identity(key, None, read_passphrase(key_passphrase_file))
-    return Supervisor.open(directory, _vault_passphrase(passphrase_file), identity)
+    strengths = strengths_from_chain(chain)
+    return Supervisor.open(directory, _vault_passphrase(passphrase_file), identity, strengths=strengths)
+
+
+CHAIN_HELP = "The coalition's chain (verified): quotas follow the members' strengths at its head (default: 1/N)."
 
 
 @app.command("init")
@@ -256,6 +273,7 @@ def audit_show(
 def serve_command(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="vault.toml"),
     max_seconds: float = typer.Option(0.0, "--max-seconds", min=0.0, help="Stop after this long (0: until SIGTERM)."),
+    chain: Optional[Path] = typer.Option(None, "--chain", exists=True, dir_okay=False, help=CHAIN_HELP),
 ) -> None:
     """Serve the vault over mutual TLS 1.3 to the members listed in the config, until SIGTERM / Ctrl-C."""
     import signal
@@ -265,7 +283,7 @@ def serve_command(
     from tclearn.vault.service import VaultServiceConfig, vault_router
 
     cfg = VaultServiceConfig.load(config)
-    sup = open_supervisor(cfg.vault_dir, cfg.supervisor_key, cfg.passphrase_file)
+    sup = open_supervisor(cfg.vault_dir, cfg.supervisor_key, cfg.passphrase_file, chain=chain)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
