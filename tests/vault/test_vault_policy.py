@@ -81,3 +81,14 @@ def test_invalid_policies_are_refused(edit: Any) -> None:
     edit(p)
     with pytest.raises(VaultError):
         check_policy(p)
+
+
+def test_the_example_policy_is_valid() -> None:
+    from pathlib import Path
+
+    from tclearn.vault.policy import load_policy_text
+
+    p = load_policy_text((Path(__file__).parents[2] / "examples" / "vault" / "policy.json").read_text())
+    assert decide(p, "hospital-c", "use", V1, NOW, 0.5, 0).reason == "hospital-c is revoked"
+    assert not decide(p, "hospital-b", "download", V1, NOW, 0.5, 0).granted
+    assert decide(p, "hospital-a", "download", V1, NOW, 0.5, 0).granted
