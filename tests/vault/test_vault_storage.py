@@ -147,3 +147,25 @@ def test_kill_9_during_writes_leaves_whole_objects_or_none(vault: Vault) -> None
     for oid in reopened.ids():
         data, _ = reopened.get(oid)  # every object that exists is whole
         assert len(data) == 8 << 20 and sha256_hex(data) == oid
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 3 * (1 << 20) + 7])
+def test_streamed_encryption_is_one_gcm_over_the_whole_object(vault: Vault, size: int) -> None:
+    """Chunk boundaries do not show: the file body is AES-256-GCM of the whole object (nonce and key per object)."""
+    import struct
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from tclearn.ledger.encoding import decode
+
+    data = os.urandom(size)
+    info = vault.put(data, "increment")
+    got, _ = vault.get(info.object_id)
+    assert got == data
+    raw = vault.path_of(info.object_id).read_bytes()
+    (n,) = struct.unpack(">I", raw[len(MAGIC): len(MAGIC) + 4])
+    header = raw[len(MAGIC) + 4: len(MAGIC) + 4 + n]
+    fields = decode(header)
+    dek = vault._kek.decrypt(fields["dek"][:12], fields["dek"][12:], b"tclearn-vault-dek\x00" + info.object_id.encode())
+    body = raw[len(MAGIC) + 4 + n:]
+    assert AESGCM(dek).decrypt(fields["nonce"], body, b"tclearn-vault-object\x00" + header) == data

@@ -29,9 +29,10 @@ import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -47,17 +48,20 @@ OBJECTS_DIR = "objects"
 MAX_OBJECT_BYTES = 4 * 1024**3  # AES-GCM allows 64 GiB per nonce; a model is far smaller
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_SCRYPT_N = 2**17  # ~128 MiB, a few tenths of a second: once per vault opening
+CHUNK_BYTES = 1 << 20  # streamed through one reused buffer: no second copy of a large model in memory
+TAG_BYTES = 16
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def write_atomic(path: Path, data: bytes | list[bytes], mode: int = 0o600) -> None:
-    """Write `data` to `path` whole or not at all (temp file, fsync, rename, fsync the folder)."""
+def write_atomic(path: Path, data: bytes | Iterable[bytes | memoryview], mode: int = 0o600) -> None:
+    """Write `data` (bytes, or chunks: a chunk is written before the next is drawn) to `path` whole or
+    not at all (temp file, fsync, rename, fsync the folder)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        for chunk in data if isinstance(data, list) else [data]:
+        for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]
@@ -178,50 +182,98 @@ class Vault:
             raise VaultError(f"object metadata cannot be stored: {exc}") from None
         if len(header) > MAX_HEADER_BYTES:
             raise VaultError("object metadata too large")
-        body = AESGCM(dek).encrypt(nonce, data, b"tclearn-vault-object\x00" + header)
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomic(path, [MAGIC, struct.pack(">I", len(header)), header, body])
+        write_atomic(path, _encrypted(dek, nonce, b"tclearn-vault-object\x00" + header, data,
+                                      [MAGIC, struct.pack(">I", len(header)), header]))
         return ObjectInfo(object_id, kind, len(data), digest, header_fields["meta"])
 
-    def _read(self, object_id: str) -> tuple[dict[str, Any], bytes, memoryview]:
-        path = self.path_of(object_id)
+    def _open(self, object_id: str) -> tuple[BinaryIO, dict[str, Any], bytes]:
+        """The object's file, positioned at its ciphertext, and its header (fields and bytes)."""
         try:
-            raw = path.read_bytes()
+            f = open(self.path_of(object_id), "rb")  # noqa: SIM115 (returned to the caller, who closes it)
         except FileNotFoundError:
             raise ObjectNotFound(f"the vault holds no object {object_id}") from None
-        head = len(MAGIC) + 4
-        if len(raw) < head or raw[: len(MAGIC)] != MAGIC:
-            raise IntegrityError(f"object {object_id[:16]}…: not a vault object (bad magic)")
-        (n,) = struct.unpack(">I", raw[len(MAGIC): head])
-        if n > MAX_HEADER_BYTES or head + n > len(raw):
-            raise IntegrityError(f"object {object_id[:16]}…: header length out of range")
-        header = raw[head: head + n]
         try:
-            fields = decode(header)
-            ok = (isinstance(fields, dict) and fields.get("v") == 1 and fields.get("id") == object_id
-                  and isinstance(fields.get("dek"), bytes) and isinstance(fields.get("nonce"), bytes)
-                  and isinstance(fields.get("meta"), dict))
-        except EncodingError:
-            ok = False
-        if not ok:
-            raise IntegrityError(f"object {object_id[:16]}…: damaged or foreign header")
-        return fields, header, memoryview(raw)[head + n:]
+            head = f.read(len(MAGIC) + 4)
+            if len(head) < len(MAGIC) + 4 or head[: len(MAGIC)] != MAGIC:
+                raise IntegrityError(f"object {object_id[:16]}…: not a vault object (bad magic)")
+            (n,) = struct.unpack(">I", head[len(MAGIC):])
+            header = f.read(n) if n <= MAX_HEADER_BYTES else b""
+            if len(header) != n:
+                raise IntegrityError(f"object {object_id[:16]}…: header length out of range")
+            try:
+                fields = decode(header)
+                ok = (isinstance(fields, dict) and fields.get("v") == 1 and fields.get("id") == object_id
+                      and isinstance(fields.get("dek"), bytes) and isinstance(fields.get("nonce"), bytes)
+                      and isinstance(fields.get("meta"), dict) and type(fields.get("size")) is int)
+            except EncodingError:
+                ok = False
+            if not ok:
+                raise IntegrityError(f"object {object_id[:16]}…: damaged or foreign header")
+            return f, fields, header
+        except BaseException:
+            f.close()
+            raise
 
     def info(self, object_id: str) -> ObjectInfo:
         """The object's metadata, unauthenticated until `get` decrypts it."""
-        f, _, _ = self._read(object_id)
-        return ObjectInfo(object_id, f["kind"], f["size"], f["sha256"], f["meta"])
+        f, fields, _ = self._open(object_id)
+        f.close()
+        return ObjectInfo(object_id, fields["kind"], fields["size"], fields["sha256"], fields["meta"])
 
-    def get(self, object_id: str) -> tuple[bytes, ObjectInfo]:
-        """Decrypt and return an object and its (now authenticated) metadata."""
-        f, header, body = self._read(object_id)
-        wrapped = f["dek"]
-        try:
-            dek = self._kek.decrypt(wrapped[:12], wrapped[12:], b"tclearn-vault-dek\x00" + object_id.encode())
-            data = AESGCM(dek).decrypt(f["nonce"], body, b"tclearn-vault-object\x00" + header)
-        except (InvalidTag, ValueError):
-            raise IntegrityError(f"object {object_id[:16]}…: ciphertext or metadata was altered "
-                                 "(or another vault's key)") from None
-        if len(data) != f["size"]:  # the GCM tag already authenticates bytes and header: no second hash
-            raise IntegrityError(f"object {object_id[:16]}…: size differs from its header")
-        return data, ObjectInfo(object_id, f["kind"], f["size"], f["sha256"], f["meta"])
+    def get(self, object_id: str) -> tuple[bytearray, ObjectInfo]:
+        """Decrypt an object; return its bytes (a bytearray: no copy of a large model) and authenticated metadata."""
+        f, fields, header = self._open(object_id)
+        with f:
+            start = f.tell()
+            end = f.seek(0, os.SEEK_END)
+            size = fields["size"]
+            if end - start != size + TAG_BYTES:
+                raise IntegrityError(f"object {object_id[:16]}…: cut or padded (size differs from its header)")
+            f.seek(end - TAG_BYTES)
+            tag = f.read(TAG_BYTES)
+            f.seek(start)
+            wrapped = fields["dek"]
+            try:
+                dek = self._kek.decrypt(wrapped[:12], wrapped[12:], b"tclearn-vault-dek\x00" + object_id.encode())
+                data = _decrypted(dek, fields["nonce"], tag, b"tclearn-vault-object\x00" + header, f, size)
+            except (InvalidTag, ValueError):
+                raise IntegrityError(f"object {object_id[:16]}…: ciphertext or metadata was altered "
+                                     "(or another vault's key)") from None
+        return data, ObjectInfo(object_id, fields["kind"], size, fields["sha256"], fields["meta"])
+
+
+def _encrypted(dek: bytes, nonce: bytes, aad: bytes, data: bytes, prefix: list[bytes]) -> Iterator[bytes | memoryview]:
+    """`prefix`, then AES-256-GCM of `data` chunk by chunk through one buffer, then the tag.
+
+    The same bytes as `AESGCM(dek).encrypt(nonce, data, aad)`: a whole-object
+    GCM, streamed so that a large model is not copied once more in memory.
+    """
+    yield from prefix
+    enc = Cipher(algorithms.AES(dek), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(aad)
+    buf = bytearray(CHUNK_BYTES + 15)
+    view, out = memoryview(data), memoryview(buf)
+    for i in range(0, len(data), CHUNK_BYTES):
+        n = enc.update_into(view[i: i + CHUNK_BYTES], buf)
+        yield out[:n]
+    enc.finalize()
+    yield enc.tag
+
+
+def _decrypted(dek: bytes, nonce: bytes, tag: bytes, aad: bytes, f: BinaryIO, size: int) -> bytearray:
+    """Decrypt `size` bytes of `f` into one buffer; InvalidTag (and nothing returned) if anything was altered."""
+    dec = Cipher(algorithms.AES(dek), modes.GCM(nonce, tag)).decryptor()
+    dec.authenticate_additional_data(aad)
+    out = bytearray(size + 15)  # update_into wants room for a block more than it writes
+    dst, buf = memoryview(out), bytearray(CHUNK_BYTES)
+    src, pos = memoryview(buf), 0
+    while pos < size:
+        n = f.readinto(src[: min(CHUNK_BYTES, size - pos)])
+        if not n:
+            raise ValueError("short read")
+        pos += dec.update_into(src[:n], dst[pos:])
+    dec.finalize()
+    del dst, src
+    del out[size:]
+    return out
