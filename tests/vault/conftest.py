@@ -12,18 +12,7 @@ from tclearn.identity import Identity
 from tclearn.pki import init_ca
 from tclearn.vault.smime import issue_smime_cert
 from tclearn.vault.supervisor import Supervisor
-
-PASS = b"correct horse battery staple"
-T0_MS = 1_790_000_000_000  # 2026-09-21
-SCRYPT_N = 2**12  # tests only: the default costs ~0.3 s per opening
-
-
-class Clock:
-    def __init__(self, ms: int = T0_MS) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
+from vault_helpers import PASS, SCRYPT_N, Clock
 
 
 @pytest.fixture

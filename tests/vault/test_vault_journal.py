@@ -11,7 +11,7 @@ from tclearn.identity import Identity
 from tclearn.vault.errors import IntegrityError, VaultError
 from tclearn.vault.journal import Journal, verify_journal, who_held
 
-from conftest import Clock
+from vault_helpers import Clock
 
 V = "c3" * 32
 

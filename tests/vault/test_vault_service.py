@@ -68,7 +68,7 @@ def test_vault_serve_command_starts_and_stops(sup: Supervisor, tls: dict, tmp_pa
     from tclearn.cli import app
     from tclearn.identity import save_identity
 
-    from conftest import PASS
+    from vault_helpers import PASS
 
     sup.close()
     key = save_identity(supervisor_id, tmp_path / "keys")  # type: ignore[arg-type]

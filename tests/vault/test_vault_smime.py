@@ -19,7 +19,7 @@ from tclearn.vault.errors import AccessDenied, RequestError
 from tclearn.vault.smime import build_request, open_reply, request_payload, serve_request, smime_paths
 from tclearn.vault.supervisor import Supervisor
 
-from conftest import Clock
+from vault_helpers import Clock
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 

@@ -15,7 +15,7 @@ from tclearn.ledger.encoding import sha256_hex
 from tclearn.vault.errors import IntegrityError, ObjectNotFound, VaultError, VaultLockedError
 from tclearn.vault.storage import MAGIC, Vault
 
-from conftest import PASS, SCRYPT_N
+from vault_helpers import PASS, SCRYPT_N
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tclearn.vault.journal import verify_journal, who_held
 from tclearn.vault.policy import policy_at
 from tclearn.vault.supervisor import POLICY_FILE, Supervisor
 
-from conftest import PASS, Clock
+from vault_helpers import PASS, Clock
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
