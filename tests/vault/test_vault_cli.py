@@ -163,3 +163,18 @@ def test_quotas_read_strengths_from_a_verified_chain(tmp_path: Path) -> None:
     assert strengths == verify_chain(blocks, certificate_check=check_certificate).strengths()
     assert set(strengths) == {"m0", "m1", "m2", "m3"} and len(set(strengths.values())) > 1  # contributions differ
     assert strengths_from_chain(None) is None
+
+
+def test_an_anchor_detects_a_journal_rolled_back_with_its_head(site: dict[str, Path]) -> None:
+    v = site["vault"]
+    old_journal, old_head = (v / "journal.jsonl").read_bytes(), (v / "journal.jsonl.head").read_bytes()
+    _run("vault", "put", v, site["model"], "--key", site["key"], "--passphrase-file", site["pw"])
+    code, anchor = _run("audit", "head", v)
+    assert code == 0 and anchor.startswith("1:")
+    assert _run("audit", "verify", v, "--anchor", anchor.strip())[0] == 0
+    (v / "journal.jsonl").write_bytes(old_journal)  # the put erased, journal and head rolled back together
+    (v / "journal.jsonl.head").write_bytes(old_head)
+    assert _run("audit", "verify", v)[0] == 0  # valid on its own: only the anchor can tell
+    code, text = _run("audit", "verify", v, "--anchor", anchor.strip())
+    assert code == 32 and "rolled back" in text
+    assert _run("audit", "verify", v, "--anchor", "nonsense")[0] == 39

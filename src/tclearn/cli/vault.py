@@ -5,7 +5,8 @@
     tclearn vault get DIR ID --out FILE --key SUP.key --passphrase-file F
     tclearn vault policy show DIR [--at TIME] | tclearn vault policy set DIR FILE --key ... --passphrase-file F
     tclearn vault serve --config vault.toml [--max-seconds S]     (mutual TLS 1.3, see `tclearn.vault.service`)
-    tclearn audit verify DIR [--supervisor-pub HEX]
+    tclearn audit verify DIR [--supervisor-pub HEX] [--anchor SEQ:HASH ...]
+    tclearn audit head DIR                                         (SEQ:HASH to keep as an anchor)
     tclearn audit who DIR --version V [--before TIME] [--json]
     tclearn audit show DIR [--json] [--member M] [--version V]
 
@@ -218,11 +219,29 @@ def policy_set(
 def audit_verify(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="The vault folder."),
     supervisor_pub: Optional[str] = typer.Option(None, "--supervisor-pub", help=PUB_HELP),
+    anchor: list[str] = typer.Option([], "--anchor", help="SEQ:HASH of a head kept earlier (`tclearn audit head`); "
+                                                          "repeat. Detects a journal rolled back with its head."),
 ) -> None:
     """Check every entry's hash, signature and link and the signed head (exit 32 on any edit, cut or reordering)."""
+    from tclearn.vault.journal import check_anchors
+
     entries = _verified_entries(directory, supervisor_pub)
+    check_anchors(entries, anchor)
     last = f", last {_iso(entries[-1].time_ms)}" if entries else ""
     typer.echo(f"journal ok: {len(entries)} entries{last}")
+
+
+@audit_app.command("head")
+@handle_errors
+def audit_head(
+    directory: Path = typer.Argument(..., exists=True, file_okay=False),
+    supervisor_pub: Optional[str] = typer.Option(None, "--supervisor-pub", help=PUB_HELP),
+) -> None:
+    """Print SEQ:HASH of the verified journal's last entry: keep it, and pass it to `audit verify --anchor` later."""
+    entries = _verified_entries(directory, supervisor_pub)
+    if not entries:
+        raise IntegrityError("the journal is empty")
+    typer.echo(f"{entries[-1].seq}:{entries[-1].hash}")
 
 
 @audit_app.command("who")

@@ -34,7 +34,7 @@ from tclearn.ledger.encoding import canonical_bytes, encode_map, map_layout, sha
 from tclearn.vault.errors import IntegrityError, VaultError
 from tclearn.vault.storage import write_atomic
 
-__all__ = ["Entry", "Journal", "read_journal", "verify_journal", "who_held", "GENESIS_PREV", "OUTCOMES"]
+__all__ = ["Entry", "Journal", "check_anchors", "read_journal", "verify_journal", "who_held", "GENESIS_PREV", "OUTCOMES"]
 
 GENESIS_PREV = "0" * 64
 OUTCOMES = ("granted", "refused", "recorded")
@@ -148,6 +148,25 @@ def verify_journal(path: Path, supervisor_key: bytes) -> list[Entry]:
     if seq >= len(entries) or entries[seq].hash != digest:
         raise IntegrityError(f"journal is cut: the signed head names entry {seq}, the file holds {len(entries)}")
     return entries
+
+
+def check_anchors(entries: list[Entry], anchors: list[str]) -> None:
+    """IntegrityError unless the journal holds each anchor ``SEQ:HASH`` (a head a member kept earlier).
+
+    A supervisor (or an intruder with its key files) that rolls the journal and
+    its head back together leaves a valid, shorter chain; an anchor taken from
+    the head before (`GET /v1/vault/journal/head`, `tclearn audit head`) shows it.
+    """
+    for anchor in anchors:
+        seq_text, _, digest = anchor.partition(":")
+        if not seq_text.isdigit() or len(digest) != 64:
+            raise VaultError(f"an anchor is SEQ:HASH (from `tclearn audit head`), got {anchor!r}")
+        seq = int(seq_text)
+        if seq >= len(entries):
+            raise IntegrityError(f"journal rolled back or cut: anchor entry {seq} is missing "
+                                 f"(the journal holds {len(entries)})")
+        if entries[seq].hash != digest:
+            raise IntegrityError(f"journal rewritten: entry {seq} differs from the anchor")
 
 
 def _read_head(path: Path) -> tuple[int, str, bytes] | None:
