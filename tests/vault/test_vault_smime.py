@@ -191,3 +191,11 @@ def test_requests_signed_by_openssl_are_accepted(sup: Supervisor, pki: Path, clo
         args += ["-outform", "PEM"]
     reply, req = serve_request(sup, _openssl(*args), ca_cert_path(pki).read_bytes())
     assert req.ref == form and open_reply(reply, *_member(pki, "h2")) == sup.vault.get(model)[0]
+
+
+def test_an_altered_reply_is_refused_against_the_chains_hash(sup: Supervisor, pki: Path, clock: Clock,
+                                                             model: str) -> None:
+    reply = bytearray(serve_request(sup, _request(pki, "h2", model, clock), ca_cert_path(pki).read_bytes())[0])
+    reply[-40] ^= 0x01  # a bit of the AES-CBC ciphertext (unauthenticated in CMS EnvelopedData)
+    with pytest.raises(RequestError):
+        open_reply(bytes(reply), *_member(pki, "h2"), expect_sha256=model)

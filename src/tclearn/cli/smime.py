@@ -124,7 +124,9 @@ def open_command(
     cert: Path = typer.Option(..., "--cert", exists=True, dir_okay=False, help="Its certificate."),
     reply: Path = typer.Option(..., "--in", exists=True, dir_okay=False, help="The encrypted reply."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write the model."),
-    expect_sha256: Optional[str] = typer.Option(None, "--expect-sha256", help="Refuse unless the model has this hash."),
+    expect_sha256: Optional[str] = typer.Option(None, "--expect-sha256",
+                                                help="Refuse unless the model has this hash: the chain's model hash "
+                                                     "(replies are AES-CBC, not authenticated; this check is)."),
     key_passphrase_file: Optional[Path] = typer.Option(None, "--key-passphrase-file", dir_okay=False),
 ) -> None:
     """Decrypt a reply with the member's key."""
@@ -132,9 +134,7 @@ def open_command(
     from tclearn.vault.storage import write_atomic
 
     private, certificate = _load_key_and_cert(key, cert, key_passphrase_file)
-    data = open_reply(reply.read_bytes(), private, certificate)
+    data = open_reply(reply.read_bytes(), private, certificate, expect_sha256)
     digest = hashlib.sha256(data).hexdigest()
-    if expect_sha256 and digest != expect_sha256.lower():
-        raise RequestError(f"the reply's model has SHA-256 {digest}, not {expect_sha256}")
     write_atomic(out, data)
     typer.echo(f"{len(data)} bytes, sha256 {digest}, written to {out}")

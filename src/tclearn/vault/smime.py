@@ -327,13 +327,19 @@ def build_reply(model: bytes, recipient: x509.Certificate) -> bytes:
             .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
 
 
-def open_reply(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
+def open_reply(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate, expect_sha256: str | None = None) -> bytes:
+    """Decrypt a reply. CMS EnvelopedData with AES-CBC is not authenticated (cryptography builds no
+    AuthEnvelopedData): pass the chain's model hash (SHA-256 of the canonical safetensors bytes) as
+    `expect_sha256` so that an altered reply is refused rather than opened as garbage."""
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return pkcs7.pkcs7_decrypt_pem(data, cert, key, [])
-        if data[:1] == b"\x30":
-            return pkcs7.pkcs7_decrypt_der(data, cert, key, [])
-        return pkcs7.pkcs7_decrypt_smime(data, cert, key, [])
+            model = pkcs7.pkcs7_decrypt_pem(data, cert, key, [])
+        elif data[:1] == b"\x30":
+            model = pkcs7.pkcs7_decrypt_der(data, cert, key, [])
+        else:
+            model = pkcs7.pkcs7_decrypt_smime(data, cert, key, [])
     except ValueError as exc:
         raise RequestError(f"cannot open the reply: {exc}") from None
-
+    if expect_sha256 is not None and hashlib.sha256(model).hexdigest() != expect_sha256.lower():
+        raise RequestError("the reply's model is not the expected version (altered, or another model)")
+    return model
