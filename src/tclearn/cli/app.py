@@ -12,6 +12,7 @@ from tclearn.cli import node as _node; app.add_typer(_node.app, name="node")  # 
 from tclearn.cli import coalition as _coalition; app.add_typer(_coalition.app, name="coalition")  # noqa: E402,E702
 from tclearn.cli import vault as _vault; app.add_typer(_vault.app, name="vault"); app.add_typer(_vault.audit_app, name="audit")  # noqa: E402,E702
 from tclearn.cli import smime as _smime; app.add_typer(_smime.app, name="smime")  # noqa: E402,E702
+from tclearn.cli.trace import trace_command as _trace; app.command("trace")(_trace)  # noqa: E402,E702
 
 
 def main() -> None:
