@@ -168,3 +168,15 @@ def test_trace_cli_names_the_holder_and_refuses_a_wrong_passphrase(tmp_path: Pat
     assert res.exit_code == 0 and json.loads(res.output)["accused"] == []
     res = runner.invoke(app, ["trace", str(leak), "--vault", root, "--passphrase-file", str(bad)])
     assert res.exit_code == 34, res.output
+
+
+def test_a_partner_using_the_model_gets_a_marked_copy_too(vault: tuple[Supervisor, str]) -> None:
+    """Level C: a copy handed out for use (training, validation) is marked and journaled like a download."""
+    sup, version = vault
+    data, receipt = download_watermarked(sup, MEMBERS[-1], version, action="use", new_key=seeded_keys("use"))
+    grant = sup.journal.entries[receipt.grant_seq]
+    mark = sup.journal.entries[receipt.watermark_seq]
+    assert (grant.action, grant.outcome, grant.actor) == ("use", "granted", MEMBERS[-1])
+    assert mark.detail["action"] == "use" and mark.detail["holder"] == MEMBERS[-1]
+    report = Tracer.from_vault(sup.vault, sup.journal.entries).trace(state_from_bytes(data))
+    assert [(s.member, s.download_id) for s in report.accused] == [(MEMBERS[-1], receipt.download_id)]
