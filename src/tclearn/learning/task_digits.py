@@ -64,9 +64,9 @@ class DigitsTask(Task):
     name: ClassVar[str] = "digits"
     metric_name: ClassVar[str] = "accuracy"
     architecture: ClassVar[str] = "tclearn.DigitsCNN"
-    # the centralised reference's rate, chosen on its validation split from {9e-3, 3e-3, 1e-3, 3.3e-4}
-    # (bench/centralized_vs_tclearn.py searches the grid again for every seed)
-    centralized_learning_rates: ClassVar[tuple[float, ...] | None] = (0.003,)
+    # the centralised reference's rate: the one its validation split chose most often from
+    # {9e-3, 3e-3, 1e-3} (11 of 20 data splits; bench/centralized_vs_tclearn.py searches the grid every time)
+    centralized_learning_rates: ClassVar[tuple[float, ...] | None] = (0.009,)
     # Calibrated (see the module docstring): Adam 1e-3, 4 local epochs, mini-batches of 16: increments
     # that rarely degrade the model. A batch is up to 256 samples: a partner's whole pool or most of it
     # (20 % of its fresh samples go to L the first time), trained again at every turn once contributed
