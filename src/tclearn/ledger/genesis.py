@@ -280,18 +280,19 @@ def _optional_float(table: Mapping[str, Any], section: str, key: str) -> float |
     return None if value is None else float(value)
 
 
-def load_config(path: Path) -> dict[str, Any]:
+def load_config(path: Path, what: str = "config file") -> dict[str, Any]:
+    """The TOML table in `path`; every way of failing is one ConfigError naming `what` and the file."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
+        raise ConfigError(f"{what} {path} not found") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def build_genesis(config: GenesisConfig, initial_model_hash: str, founder: Identity, timestamp: int) -> Block:

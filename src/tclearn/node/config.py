@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tclearn.errors import ConfigError
+from tclearn.ledger.genesis import load_config
 
 __all__ = ["NodeConfig", "PeerInfo"]
 
@@ -71,14 +71,7 @@ class NodeConfig:
     @classmethod
     def load(cls, path: Path | str) -> "NodeConfig":
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"node config {path} is not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read node config {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"node config {path} is not valid TOML: {exc}") from None
+        data = load_config(path, "node config")
         base = path.parent
         node = data.get("node")
         if not isinstance(node, dict):
