@@ -47,7 +47,7 @@ class BladderTask(Task):
     metric_name: ClassVar[str] = "dice"
     architecture: ClassVar[str] = "monai.networks.nets.UNet"
     # the centralised reference's rate: the one its validation split chose most often from
-    # {0.09, 0.03, 0.01} (8 of 12 data splits; bench/centralized_vs_tclearn.py searches the grid every time)
+    # {0.09, 0.03, 0.01} (13 of 20 data splits; bench/centralized_vs_tclearn.py searches the grid every time)
     centralized_learning_rates: ClassVar[tuple[float, ...] | None] = (0.03,)
     # Calibrated on 4 phantom partners (see the module docstring): Adam 1e-2, 3 local
     # epochs over 10 drawn volumes (8 trained, 2 to L) in mini-batches of 4.
