@@ -30,17 +30,7 @@ from tclearn.consensus.rules import majority_g_scores
 from tclearn.ledger.block import Block
 from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 
-__all__ = ["StoppingRule", "LearningRatePolicy", "Progress", "head_g_score"]
-
-
-def head_g_score(block: Block) -> float | None:
-    """The G score of the head model after `block`, as the majority of its quality votes measured it."""
-    if block.kind not in ("increment", "rejected"):
-        return None
-    g = majority_g_scores(block.quality_votes)
-    if g is None:
-        return None
-    return g[1] if block.kind == "increment" else g[0]
+__all__ = ["StoppingRule", "LearningRatePolicy", "Progress"]
 
 
 class Progress:
@@ -49,7 +39,6 @@ class Progress:
     def __init__(self) -> None:
         self.height = 0
         self.head_score: float | None = None
-        self.scores: dict[int, float] = {}  # head G score after each block that states one
         self._steps: list[tuple[int, float]] = []  # (height, G) of the starting point and each increment
         self.last_hyperparams = 0  # height of the last hyperparams block
         self.learning_rate: float | None = None
@@ -78,7 +67,6 @@ class Progress:
         score = g[1] if block.kind == "increment" else g[0]
         if block.kind == "increment":
             self._steps.append((block.index, score))
-        self.scores[block.index] = score
         self.head_score = score
 
     def last_improvement(self, min_delta: float) -> int:

@@ -103,6 +103,3 @@ class SpentIds:
     def accept(self, new_ids: Sequence[str]) -> None:
         """An accepted increment's new contributions become spent."""
         self._ids.update(new_ids)
-
-    def snapshot(self) -> frozenset[str]:
-        return frozenset(self._ids)
