@@ -40,7 +40,8 @@ from tclearn.identity import Identity
 from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
 from tclearn.learning import DirectoryModelStore, Evaluator, get_task, model_hash, state_to_bytes
 from tclearn.node import run_network_coalition, setup_coalition
-from tclearn.node.runtime import NodeTrainer, data_key, partner_data
+from tclearn.node.data_source import data_key, partner_data
+from tclearn.node.trainer import NodeTrainer
 from tclearn.sim.coalition import SimCoalition
 from tclearn.transport import MemberAllowList, NodeServer, PeerClient, Router, safetensors_response, server_context
 

@@ -11,7 +11,7 @@ from tclearn.errors import ConfigError
 from tclearn.ledger.block import Block
 from tclearn.ledger.verify import verify_genesis
 from tclearn.node import NodeConfig, setup_coalition
-from tclearn.node.runtime import partner_data
+from tclearn.node.data_source import partner_data
 
 
 def test_setup_writes_configs_that_load_back(tmp_path: Path) -> None:

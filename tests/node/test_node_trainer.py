@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tclearn.data import DataPool
 from tclearn.learning import DirectoryModelStore, Evaluator, apply_increment, get_task, states_equal, train_increment
-from tclearn.node.runtime import NodeTrainer
+from tclearn.node.trainer import NodeTrainer
 
 KEY = b"node-trainer-test-key-0123456789"
 

@@ -2,6 +2,8 @@
 
 * `config`: `NodeConfig` (`node.toml`).
 * `runtime`: `Node` — the driver wired to SQLite, the wall clock and mutual-TLS HTTPS.
+* `api`: its HTTP handlers; `fetching`: models fetched from peers; `peers`: outboxes and senders;
+  `trainer`: `NodeTrainer`; `data_source`: the partner's data and G; `layout`: its files.
 * `coalition`: `setup_coalition`, `start_nodes`, `stop_nodes`, `coalition_status`, `run_network_coalition`.
 """
 

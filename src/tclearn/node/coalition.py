@@ -82,7 +82,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
     from tclearn.identity import Identity, save_identity
     from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
     from tclearn.learning import get_task, model_hash
-    from tclearn.node.runtime import partner_data
+    from tclearn.node.data_source import partner_data
     from tclearn.pki import init_ca, issue_member
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,130 @@
+"""Messages to the peers: one bounded outbox and one sender thread per peer, over a kept-alive mutual-TLS link.
+
+Fire and forget: a full outbox drops its oldest message, and the backlog to a
+dead peer is dropped — the protocol re-sends what matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import queue
+import ssl
+import threading
+from typing import Callable
+from urllib.parse import urlsplit
+
+from tclearn.consensus.messages import Message
+from tclearn.consensus.wire import encode_message
+from tclearn.transport import MemberAllowList, PeerNotAllowedError
+
+__all__ = ["OUTBOX_MAX", "Outboxes", "PeerLink"]
+
+OUTBOX_MAX = 1024
+
+
+class PeerLink:
+    """A kept-alive mutual-TLS connection to one peer for `POST /v1/messages` (one TLS handshake, many messages).
+
+    The server's certificate must be the peer's (allow-list and member id); a stale connection is
+    re-opened once per message (a duplicate is harmless: the protocol ignores repeated messages).
+    """
+
+    def __init__(self, url: str, context: ssl.SSLContext, allowlist: MemberAllowList, member: str,
+                 timeout_s: float = 5.0) -> None:
+        split = urlsplit(url)
+        self.host, self.port = split.hostname or "127.0.0.1", split.port or 443
+        self.context, self.allowlist, self.member, self.timeout_s = context, allowlist, member, timeout_s
+        self.conn: http.client.HTTPSConnection | None = None
+
+    def _open(self) -> http.client.HTTPSConnection:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout_s)
+        conn.connect()
+        sock = conn.sock
+        who = self.allowlist.identify(sock.getpeercert(binary_form=True)) if isinstance(sock, ssl.SSLSocket) else None
+        if who != self.member:
+            conn.close()
+            raise PeerNotAllowedError(f"{self.host}:{self.port} is {who!r}, expected {self.member!r}")
+        return conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def post(self, path: str, body: bytes) -> int:
+        for attempt in range(2):
+            fresh = self.conn is None
+            if self.conn is None:
+                self.conn = self._open()
+            try:
+                self.conn.request("POST", path, body=body,
+                                  headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
+                response = self.conn.getresponse()
+                response.read(1 << 16)
+                if response.will_close:
+                    self.close()
+                return response.status
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt or fresh:
+                    raise
+        raise ConnectionError("unreachable")  # pragma: no cover
+
+
+class Outboxes:
+    """The transport seam the driver sends through (`send`, core thread), and the senders that drain it."""
+
+    def __init__(self, peer_urls: dict[str, str], context: ssl.SSLContext, allowlist: MemberAllowList,
+                 log: Callable[..., None], stop: threading.Event, trace: bool = False) -> None:
+        self.peer_urls, self.context, self.allowlist = peer_urls, context, allowlist
+        self.log, self.stop, self.trace = log, stop, trace
+        self.boxes: dict[str, queue.Queue[bytes]] = {m: queue.Queue(maxsize=OUTBOX_MAX) for m in peer_urls}
+
+    def send(self, to: str, message: Message) -> None:
+        box = self.boxes.get(to)
+        if box is None:
+            return
+        data = encode_message(message)
+        if self.trace:
+            self.log("msg_out", to=to, kind=type(message).__name__, id=hashlib.sha256(data).hexdigest()[:12])
+        try:
+            box.put_nowait(data)
+        except queue.Full:  # drop the oldest: the protocol re-sends what matters
+            try:
+                box.get_nowait()
+                box.put_nowait(data)
+            except (queue.Empty, queue.Full):
+                pass
+
+    def threads(self) -> list[threading.Thread]:
+        return [threading.Thread(target=self.run_sender, args=(m,), name=f"tclearn-send-{m}", daemon=True)
+                for m in self.boxes]
+
+    def run_sender(self, member: str) -> None:
+        box = self.boxes[member]
+        link = PeerLink(self.peer_urls[member], self.context, self.allowlist, member)
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                data = box.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                status = link.post("/v1/messages", data)
+                if status >= 400:
+                    self.log("send_refused", to=member, status=status)
+                failures = 0
+            except Exception as exc:  # peer down: drop what is queued for it (the protocol re-sends), back off
+                failures += 1
+                dropped = 0
+                while True:
+                    try:
+                        box.get_nowait()
+                        dropped += 1
+                    except queue.Empty:
+                        break
+                if failures in (1, 10) or failures % 100 == 0:
+                    self.log("send_failed", to=member, reason=str(exc)[:200], failures=failures, dropped=dropped)
+                self.stop.wait(min(1.0, 0.05 * failures))
+        link.close()

@@ -1,0 +1,100 @@
+"""A node's trainer: the head model trained on a fresh batch of this partner's pool, as a `Candidate`.
+
+Recovery: what it trained on (ids used, local test ids) is kept in
+`trained.json`, so a restarted node never claims a sample as new twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tclearn.consensus.candidate import Candidate
+from tclearn.data import DataPool
+from tclearn.learning import DirectoryModelStore, Evaluator, HyperParams, backtrack_to_floor, train_increment
+from tclearn.learning.train import batch_params
+
+__all__ = ["NodeTrainer"]
+
+
+class NodeTrainer:
+    """Trains the head model on a fresh batch of this partner's pool; remembers what it used.
+
+    `wanted` (None: always) says whether to train when the turn comes: a node
+    in `propose = "on-demand"` mode passes its turn until `tclearn node
+    propose` asked for an increment. `self_check_floor` (the chain's max_drop;
+    None: off): score the candidate on G first and shorten an increment the
+    floor would refuse (`tclearn.learning.backtrack_to_floor`).
+    """
+
+    def __init__(self, task: Any, pool: DataPool, evaluator: Evaluator, store: DirectoryModelStore, hp: HyperParams,
+                 seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
+                 wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
+                 log: Callable[..., None] | None = None, self_check_floor: float | None = None,
+                 converged: Callable[[], bool] | None = None) -> None:
+        self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        self.converged = converged
+        self.self_check_floor = self_check_floor
+        self.seed, self.record, self.fetch = seed, record, fetch
+        self.wanted, self.proposed, self.log = wanted, proposed, log
+        self.used: list[str] = []
+        self.local: list[str] = []
+        if record.exists():  # recovery: what we trained on before a crash
+            saved = json.loads(record.read_text())
+            self.used, self.local = list(saved["used"]), list(saved["local"])
+            self.pool.mark_contributed(self.used)
+            self.pool.hold_out(self.local)
+            if self.local:
+                index = {i: n for n, i in enumerate(pool.ids)}
+                self.evaluator.add_local_test(pool.data.subset([index[i] for i in self.local]))
+
+    def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
+        if self.wanted is not None and not self.wanted():
+            if self.log is not None:
+                self.log("turn_passed", height=height, reason="on-demand: no `tclearn node propose` request")
+            return None  # on-demand: nobody asked for an increment, pass the turn
+        if self.converged is not None and self.converged():
+            if self.log is not None:
+                self.log("turn_passed", height=height, reason="converged: the genesis stopping rule says so")
+            return None
+        hp = self.hp.updated(hyperparams) if hyperparams else self.hp
+        # ids count contributions, they do not ration training: samples proposed before are trained
+        # again (declared as re-used); only the local-test share is never trained on
+        fitted = batch_params(self.pool, hp)
+        if fitted is None:
+            return None  # too few samples for the coalition's minimum batch: pass the turn
+        hp = fitted
+        if not self.store.has(parent_model_hash):  # a head we never evaluated (not on its committee)
+            if self.fetch is None or not self.fetch(parent_model_hash):
+                return None  # cannot train on a model we cannot get: pass the turn
+        head = self.store.get_state(parent_model_hash)
+        seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
+        t0 = time.perf_counter()
+        res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
+        step = 1.0
+        if self.self_check_floor is not None:
+            res, check = backtrack_to_floor(self.task, head, res, self.evaluator.global_test, self.self_check_floor,
+                                            g_old=self.evaluator.global_score(parent_model_hash))
+            step = check.factor
+        if self.log is not None:
+            self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
+                     step=step)
+        h = self.store.put_state(res.candidate)
+        self.evaluator.add_local_test(res.local_test)
+        self.pool.hold_out(res.local_test_ids)
+        self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected
+        self.used += list(res.new_ids)
+        self.local += list(res.local_test_ids)
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
+        os.replace(tmp, self.record)
+        if self.proposed is not None:
+            self.proposed()
+        return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
+                         data_ids_root=res.data_ids_root, reused_count=res.reused_count,
+                         reused_ids_root=res.reused_ids_root)
