@@ -116,14 +116,17 @@ def test_offline_exchange_end_to_end(site: dict[str, Path], pki: Path) -> None:
     assert "refused" in shown and "no right to download" in shown
 
 
-# --- level B/C genesis: refused until those coalitions run ------------------------------
+# --- level B/C genesis: the one-process demo runs them (tests/levels/); node processes refuse them -------
 
-@pytest.mark.parametrize("command", [["demo", "--level", "B", "--task", "digits"],
-                                     ["demo", "--level", "C"],
-                                     ["coalition", "up", "--level", "B", "--out", "{tmp}/c"]])
-def test_level_b_and_c_are_refused_by_demo_and_coalition_up(command: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["demo", "--level", "B", "--task", "digits", "--network", "--out", "{tmp}/c"],
+                                     ["demo", "--level", "C", "--network", "--out", "{tmp}/c"],
+                                     ["coalition", "up", "--level", "B", "--out", "{tmp}/c"],
+                                     ["demo", "--level", "D", "--out", "{tmp}/c"]])
+def test_level_b_and_c_are_refused_by_node_processes(command: list[str], tmp_path: Path) -> None:
     result = runner.invoke(app, [c.format(tmp=tmp_path) for c in command])
-    assert result.exit_code == 2 and "do not run yet" in result.output
+    assert result.exit_code == 2, result.output
+    assert ("do not run here yet" in result.output and "tclearn demo --level" in result.output
+            or "unknown security level 'D'" in result.output)
     assert "Traceback" not in result.output and not (tmp_path / "c").exists()
 
 
@@ -141,7 +144,7 @@ def test_a_node_refuses_a_level_b_genesis(tmp_path: Path) -> None:
     genesis_path.write_bytes(build_genesis(cfg_b, genesis.model_hash, founder, genesis.timestamp).to_bytes())
     node_toml = tmp_path / "c" / "nodes" / "m1" / "node.toml"
     result = runner.invoke(app, ["node", "serve", "--config", str(node_toml), "--max-seconds", "1"])
-    assert result.exit_code == 2 and "level-B coalitions do not run yet" in result.output
+    assert result.exit_code == 2 and "level-B coalitions do not run here yet" in result.output
     assert "Traceback" not in result.output
 
 

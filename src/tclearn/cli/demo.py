@@ -65,12 +65,18 @@ def demo_command(
                                            "data as the coalition made (report: centralized_equal_budget_score)"),
     network: bool = typer.Option(False, "--network", help="run through real nodes over mutual TLS (separate processes)"),
     json_out: bool = typer.Option(False, "--json", help="print report.json to stdout instead of the table"),
-    level: str = typer.Option("A", "--level", help="security level; only A runs yet (B and C are refused)"),
+    level: str = typer.Option("A", "--level",
+                              help="security level: A (public models), B (models only through the supervisor's "
+                                   "encrypted vault, every access journaled and anchored in the chain), C (B with a "
+                                   "watermarked copy for every partner and validator); --network runs A only"),
 ) -> None:
     """Run a TCLearn coalition on embedded data and report the chain, scores and figures."""
-    from tclearn.levels import require_runnable_level
+    from tclearn.levels import DEMO_LEVELS, require_runnable_level
 
-    require_runnable_level(level.upper(), "tclearn demo")
+    level = level.upper()
+    if network:
+        require_runnable_level(level, "tclearn demo --network")
+    require_runnable_level(level, "tclearn demo", DEMO_LEVELS)
     from tclearn.demo.coalition import DemoOptions, run_coalition
     from tclearn.demo.report import print_summary, report_dict, write_figures, write_report
 
@@ -119,7 +125,7 @@ def demo_command(
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
                        lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
-                       task_options=options)
+                       task_options=options, level=level)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "
                   f"rounds), committee {opts.committee_size}, λ={lam}, seed {seed} → {out}/")
@@ -145,4 +151,9 @@ def demo_command(
         return
     print_summary(run, console)
     console.print(f"stopped: {run.extra.get('stopped_because', '')}")
+    if run.extra.get("vault"):
+        from tclearn.demo.report import vault_lines
+
+        for line in vault_lines(run):
+            console.print(line)
     console.print(f"wrote {out / 'chain.db'}, {out / 'report.json'}, " + ", ".join(str(p) for p in figures))

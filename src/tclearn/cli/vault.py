@@ -5,7 +5,7 @@
     tclearn vault get DIR ID --out FILE --key SUP.key --passphrase-file F
     tclearn vault policy show DIR [--at TIME] | tclearn vault policy set DIR FILE --key ... --passphrase-file F
     tclearn vault serve --config vault.toml [--max-seconds S]     (mutual TLS 1.3, see `tclearn.vault.service`)
-    tclearn audit verify DIR [--supervisor-pub HEX] [--anchor SEQ:HASH ...]
+    tclearn audit verify DIR [--supervisor-pub HEX] [--anchor SEQ:HASH ...] [--chain chain.db]
     tclearn audit head DIR                                         (SEQ:HASH to keep as an anchor)
     tclearn audit who DIR --version V [--before TIME] [--json]
     tclearn audit show DIR [--json] [--member M] [--version V]
@@ -221,6 +221,10 @@ def audit_verify(
     supervisor_pub: Optional[str] = typer.Option(None, "--supervisor-pub", help=PUB_HELP),
     anchor: list[str] = typer.Option([], "--anchor", help="SEQ:HASH of a head kept earlier (`tclearn audit head`); "
                                                           "repeat. Detects a journal rolled back with its head."),
+    chain: Optional[Path] = typer.Option(None, "--chain", exists=True, dir_okay=False,
+                                         help="A level-B/C chain (verified first): the journal must verify under the "
+                                              "supervisor key genesis records and hold every journal head the "
+                                              "chain's proposals anchor."),
 ) -> None:
     """Check every entry's hash, signature and link and the signed head (exit 32 on any edit, cut or reordering)."""
     from tclearn.vault.journal import check_anchors
@@ -229,6 +233,26 @@ def audit_verify(
     check_anchors(entries, anchor)
     last = f", last {_iso(entries[-1].time_ms)}" if entries else ""
     typer.echo(f"journal ok: {len(entries)} entries{last}")
+    if chain is not None:
+        checked = _check_chain_anchors(directory, chain, supervisor_pub)
+        typer.echo(f"chain anchors ok: {len(checked.anchors)} journal heads anchored in {chain.name}"
+                   + (f", the last at entry {checked.last_anchor_seq}" if checked.last_anchor_seq is not None else "")
+                   + "; supervisor key as in genesis")
+
+
+def _check_chain_anchors(directory: Path, chain: Path, supervisor_pub: str | None) -> Any:
+    from tclearn.cli.chain import certificate_check
+    from tclearn.ledger.sqlite_store import open_store
+    from tclearn.ledger.verify import verify_chain
+    from tclearn.vault.anchors import verify_journal_against_chain
+    from tclearn.vault.supervisor import JOURNAL_FILE, SUPERVISOR_PUB
+
+    with open_store(chain, read_only=True) as store:
+        verify_chain(store, certificate_check=certificate_check()[0])
+        blocks = list(store)
+    pub_path = directory / SUPERVISOR_PUB
+    pub = supervisor_pub or (pub_path.read_text().strip() if pub_path.exists() else None)
+    return verify_journal_against_chain(directory / JOURNAL_FILE, blocks, bytes.fromhex(pub) if pub else None)
 
 
 @audit_app.command("head")

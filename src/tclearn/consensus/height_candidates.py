@@ -16,7 +16,8 @@ from tclearn.consensus.phases import HeightEvent, HeightPhase, next_phase
 from tclearn.consensus.rules import decide_kind, flagged_validators
 from tclearn.errors import ConsensusError, EncodingError, InvalidBlockError
 from tclearn.ledger.block import Block
-from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal, QualityVote, check_batch_counts, check_hash
+from tclearn.ledger.records import (EMPTY_IDS_ROOT, Proposal, QualityVote, check_batch_counts, check_hash,
+                                   check_vault_head)
 from tclearn.ledger.verify import verify_block
 from tclearn.quality import PairedScores, judge
 from tclearn.consensus.height_base import MAX_GOVERNANCE, MAX_PROPOSALS_PER_PROPOSER, HeightBase
@@ -34,9 +35,11 @@ class Candidate:
     data_ids_root: str
     reused_count: int = 0  # samples contributed before and trained on again
     reused_ids_root: str = EMPTY_IDS_ROOT
+    vault_head: str = ""
 
     def __post_init__(self) -> None:
         try:
+            check_vault_head(self.vault_head)
             check_hash(self.model_hash, "model_hash")
             check_hash(self.increment_hash, "increment_hash")
             check_batch_counts(self.sample_count, self.data_ids_root, self.reused_count, self.reused_ids_root)
@@ -71,7 +74,7 @@ class CandidateWork(HeightBase):
             parent_model_hash=self.state.head_model_hash, model_hash=candidate.model_hash,
             increment_hash=candidate.increment_hash, sample_count=candidate.sample_count,
             data_ids_root=candidate.data_ids_root, reused_count=candidate.reused_count,
-            reused_ids_root=candidate.reused_ids_root,
+            reused_ids_root=candidate.reused_ids_root, vault_head=candidate.vault_head,
         ).signed_by(self.identity)
         self.my_proposal = proposal
         self.dirty = True

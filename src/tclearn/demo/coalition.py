@@ -26,6 +26,7 @@ from tclearn.data import DataPool
 from tclearn.demo.partners import (DATA_ATTACKS, MODEL_ATTACKS, CollusiveEvaluator, DuplicateCheckingEvaluator,
                                    IdRegistry, PartnerTrainer, Timer)
 from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
+from tclearn.demo.vault_models import DemoVault
 from tclearn.errors import ConfigError
 from tclearn.identity import Identity
 from tclearn.consensus.progress import Progress
@@ -40,6 +41,7 @@ from tclearn.ledger.records import Proposal
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.ledger.verify import verify_chain
 from tclearn.sim import SimCoalition
+from tclearn.vault.anchors import chain_anchors
 
 __all__ = ["DemoOptions", "run_coalition", "ATTACKS", "T0_MS"]
 
@@ -72,6 +74,7 @@ class DemoOptions:
     lr_patience: int | None = None  # None: half the stopping patience
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
     equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
+    level: str = "A"  # A: public models in memory; B: through the supervisor's vault; C: B + watermarked copies
     task_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,6 +84,8 @@ class DemoOptions:
     def check(self) -> None:
         if self.partners < 2:
             raise ConfigError("--partners must be at least 2")
+        if self.level not in ("A", "B", "C"):
+            raise ConfigError(f"--level must be A, B or C, got {self.level!r}")
         if self.committee is not None and not 1 <= self.committee <= self.partners - 1:
             raise ConfigError(f"--committee must lie in [1, {self.partners - 1}] (partners minus the proposer)")
         if self.rounds < 1:
@@ -160,17 +165,20 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     rng = random.Random(opts.seed)
     malicious = sorted(rng.sample(names[1:], opts.malicious)) if opts.malicious else []
     identities = [Identity.from_seed(m, f"tclearn-demo-{opts.seed}".encode()) for m in names]
-    store = MemoryModelStore()
+    # levels B/C: every model through the supervisor's encrypted vault, one view per member (demo/vault_models.py)
+    vault = None if opts.level == "A" else DemoVault(Path(opts.out), opts.level, names, opts.seed, T0_MS)
+    store = MemoryModelStore() if vault is None else vault.supervisor_store
+    member_store = (lambda m: store) if vault is None else vault.member_store
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
     lr_policy = opts.lr_policy(hp)
     config = GenesisConfig(
-        coalition_id=f"demo-{opts.task}-{opts.seed}", level="A",
+        coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level,
         members=tuple(MemberInfo(i.member_id, i.public_key) for i in identities),
         task=task.name, architecture=task.architecture, model_config=dict(task.config), model_seed=opts.seed,
         hyperparams=hp.genesis_dict(), lam=float(opts.lam), committee_size=opts.committee_size,
         test_set_hash=data.test.digest(), founder=names[0], revert_authorized=(names[0],), max_drop=opts.max_drop,
-        stopping=stopping, adaptive_lr=lr_policy,
+        stopping=stopping, adaptive_lr=lr_policy, **(vault.genesis_fields() if vault is not None else {}),
     )
     genesis = build_genesis(config, init_hash, identities[0], T0_MS)
 
@@ -181,10 +189,11 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     trainers: dict[str, PartnerTrainer] = {}
     shared_g: OrderedDict[str, tuple[float, ...]] = OrderedDict()  # one process: validators share G scores
     for i, m in enumerate(names):
-        inner = Evaluator(task, store, data.test, shared_g=shared_g)
+        # level C: each validator scores its own marked copy, so G scores are not shared
+        inner = Evaluator(task, member_store(m), data.test, shared_g=shared_g if opts.level != "C" else None)
         evaluators[m] = DuplicateCheckingEvaluator(inner, registry, timer)
         trainers[m] = PartnerTrainer(
-            m, task, DataPool(data.partners[i], key), inner, store, hp, seed=opts.seed * 1000 + i,
+            m, task, DataPool(data.partners[i], key), inner, member_store(m), hp, seed=opts.seed * 1000 + i,
             registry=registry, timer=timer, key=key, attack=opts.attack if m in malicious else None,
             n_partners=opts.partners, n_malicious=opts.malicious,
             self_check_floor=config.floor if opts.self_check else None)
@@ -237,6 +246,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         genesis, identities, evaluators=evaluators, trainers=trainers,
         params=ConsensusParams(), rng=random.Random(opts.seed), stores=chain_stores, on_commit=on_commit,
     )
+    if vault is not None:
+        vault.follow_clock(coalition.clock.now_ms)
     _time_crypto_and_storage(coalition, identities, chain_stores, timer)
     initial = head_score.global_score(init_hash)
     t_loop = time.perf_counter()
@@ -301,6 +312,12 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     run.extra["messages"] = {"sent": stats.sent, "delivered": stats.delivered, "bytes": stats.bytes}
     run.extra["evidence"] = len(coalition.evidence)
     run.extra["violations"] = list(coalition.monitor.violations)
+    run.extra["level"] = opts.level
+    if vault is not None:
+        run.extra["vault"] = vault.summary()
+        run.extra["vault"]["anchors_in_chain"] = len(chain_anchors(chain))
+        run.extra["vault"]["flagged_votes"] = sum(len(b.payload.get("flagged", [])) for b in chain)
+        vault.close()
     run.wall_time_s = time.perf_counter() - t_start
     return run
 

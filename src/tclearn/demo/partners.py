@@ -186,8 +186,7 @@ class PartnerTrainer:
         candidate, inc = res.candidate, res.increment
         if self.attack in MODEL_ATTACKS:
             candidate, inc = self._attack_increment(head, res, hp, height)
-        cand_hash = model_hash(candidate)
-        self.timer.timed("storage", self.store.put_state, candidate)
+        cand_hash, vault_head = self.timer.timed("storage", self._publish, parent_model_hash, head, candidate, inc)
         # the partner's local test share joins its L (a poisoned one stays out of it) and is never trained on
         if pool is self.pool:
             self.pool.hold_out(res.local_test_ids)
@@ -198,9 +197,24 @@ class PartnerTrainer:
         self.proposed += 1
         proposal = Candidate(model_hash=cand_hash, increment_hash=increment_hash(inc), sample_count=res.sample_count,
                              data_ids_root=res.data_ids_root, reused_count=res.reused_count,
-                             reused_ids_root=res.reused_ids_root)
+                             reused_ids_root=res.reused_ids_root, vault_head=vault_head)
         self.registry.publish(BatchIds(res.new_ids, res.reused_ids), proposal)
         return proposal
+
+    def _publish(self, parent_model_hash: str, head: dict[str, torch.Tensor], candidate: dict[str, torch.Tensor],
+                 inc: dict[str, torch.Tensor]) -> tuple[str, str]:
+        """Store the candidate; (its hash, the vault journal head to anchor: "" at level A).
+
+        Levels B/C: a vault view (`tclearn.demo.vault_models`) publishes the
+        increment and the candidate through the supervisor (at C, merged into
+        the clean parent: `head` is then this partner's watermarked copy).
+        """
+        publish = getattr(self.store, "publish_candidate", None)
+        if publish is not None:
+            cand_hash, vault_head = publish(parent_model_hash, head, candidate, inc)
+            return str(cand_hash), str(vault_head)
+        self.store.put_state(candidate)
+        return model_hash(candidate), ""
 
     def _attack_increment(self, head: dict[str, torch.Tensor], res: Any, hp: HyperParams,
                           height: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

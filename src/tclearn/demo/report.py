@@ -17,7 +17,7 @@ from rich.table import Table
 
 from tclearn.demo.record import RunRecord
 
-__all__ = ["write_report", "report_dict", "summary_table", "write_figures"]
+__all__ = ["write_report", "report_dict", "summary_table", "write_figures", "vault_lines"]
 
 
 def report_dict(run: RunRecord) -> dict[str, Any]:
@@ -168,3 +168,24 @@ def print_summary(run: RunRecord, console: Console) -> None:
     ]
     for line in lines:
         console.print(line)
+
+
+def vault_lines(run: RunRecord) -> list[str]:
+    """Levels B/C: what the supervisor's vault and audit journal hold after the run (for the console)."""
+    v = run.extra.get("vault") or {}
+    if not v:
+        return []
+    lines = [f"level {v['level']}: vault {v['path']}: {v['objects']} encrypted objects "
+             f"({', '.join(f'{n} {k}' for k, n in sorted(v['object_kinds'].items()))}), "
+             f"{v['bytes_on_disk'] / 1e6:.1f} MB on disk",
+             f"audit journal: {v['journal_entries']} entries ({v['journal_bytes'] / 1e6:.2f} MB; granted "
+             f"{v['granted']}, refused {v['refused']}, recorded {v['recorded']}), head {v['journal_head'][:24]}…, "
+             f"{v['anchors_in_chain']} heads anchored in the chain",
+             f"check it: tclearn audit verify {v['path']} --chain {Path(v['path']).parent / 'chain.db'}"]
+    if "watermarked_copies" in v:
+        copies = v["watermarked_copies"]
+        lines.append(f"watermarked copies handed out: {sum(copies.values())} "
+                     f"({', '.join(f'{m} {n}' for m, n in sorted(copies.items()))}); "
+                     f"trace a leak: tclearn trace SUSPECT.safetensors --vault {v['path']} "
+                     f"--passphrase-file {v['passphrase_file']}")
+    return lines

@@ -82,6 +82,9 @@ class GenesisConfig:
     # None: nothing recorded (older chains keep their hash)
     stopping: StoppingRule | None = None
     adaptive_lr: LearningRatePolicy | None = None
+    # levels B/C: the Ed25519 key that signs the supervisor's audit journal, so members can check the journal
+    # against the heads anchored in proposals (`tclearn audit verify --chain`); None: nothing recorded
+    supervisor_key: bytes | None = None
 
     @property
     def floor(self) -> float:
@@ -93,6 +96,9 @@ class GenesisConfig:
             raise ConfigError(f"coalition.level must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if self.level in ("B", "C") and not self.supervisor:
             raise ConfigError("levels B and C need coalition.supervisor")
+        if self.supervisor_key is not None and (not isinstance(self.supervisor_key, bytes)
+                                                or len(self.supervisor_key) != 32):
+            raise ConfigError("coalition.supervisor_key must be a 32-byte Ed25519 public key (64 hex characters)")
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError("consensus.lambda must lie in [0, 1]")
         if self.max_drop is not None and not 0.0 <= self.max_drop <= 1.0:
@@ -143,6 +149,7 @@ class GenesisConfig:
             **({} if self.adaptive_lr is None else {"adaptive_lr": self.adaptive_lr.to_dict()}),
             "test_set_hash": self.test_set_hash,
             "supervisor": self.supervisor,
+            **({} if self.supervisor_key is None else {"supervisor_key": self.supervisor_key}),
             "founder": self.founder_id,
         }
 
@@ -170,6 +177,7 @@ class GenesisConfig:
                 adaptive_lr=None if p.get("adaptive_lr") is None else LearningRatePolicy.from_dict(p["adaptive_lr"]),
                 test_set_hash=p["test_set_hash"],
                 supervisor=p["supervisor"],
+                supervisor_key=None if p.get("supervisor_key") is None else bytes(p["supervisor_key"]),
                 founder=p["founder"],
             )
         except (KeyError, TypeError) as exc:
@@ -239,6 +247,7 @@ def parse_config(
         coalition_id=_get(coalition, "coalition", "id", str),
         level=_get(coalition, "coalition", "level", str, "A"),
         supervisor=_get(coalition, "coalition", "supervisor", str, None),
+        supervisor_key=_hex_key(coalition, "coalition", "supervisor_key"),
         founder=_get(coalition, "coalition", "founder", str, ""),
         members=tuple(members),
         task=_get(model, "model", "task", str),
@@ -255,6 +264,16 @@ def parse_config(
         test_set_hash=_get(test_set, "test_set", "hash", str, "0" * 64),
     )
     return config, missing_keys
+
+
+def _hex_key(section: Mapping[str, Any], where: str, key: str) -> bytes | None:
+    text = _get(section, where, key, str, "")
+    if not text:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"{where}.{key} is not hex") from None
 
 
 def _stopping(cons: Mapping[str, Any]) -> StoppingRule | None:

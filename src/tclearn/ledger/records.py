@@ -19,7 +19,8 @@ from tclearn.errors import EncodingError, SignatureError
 from tclearn.identity import Identity, verify_signature
 from tclearn.ledger.encoding import Layout, encode_map, map_layout, sha256_hex, tagged
 
-__all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash", "check_batch_counts", "EMPTY_IDS_ROOT"]
+__all__ = ["Proposal", "QualityVote", "BlockVote", "SignedRecord", "check_hash", "check_batch_counts", "check_vault_head",
+           "EMPTY_IDS_ROOT"]
 
 HASH_LEN = 64  # hex SHA-256
 R = TypeVar("R", bound="SignedRecord")
@@ -46,6 +47,20 @@ def check_str(value: Any, name: str) -> str:
 
 
 EMPTY_IDS_ROOT = sha256_hex(b"")  # Merkle root of no id (`tclearn.data.ids.EMPTY_ROOT`)
+MAX_JOURNAL_SEQ = 2**53  # a vault journal's entry number (JSON-safe integer)
+
+
+def check_vault_head(value: Any, name: str = "vault_head") -> str:
+    """"" (level A) or ``SEQ:HASH``: the head of the vault's audit journal the proposer saw (levels B/C)."""
+    if value == "":
+        return value
+    if not isinstance(value, str) or len(value) > 90:
+        raise EncodingError(f"{name} must be '' or SEQ:HASH (a vault journal head)")
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or (len(seq) > 1 and seq[0] == "0") or int(seq) >= MAX_JOURNAL_SEQ:
+        raise EncodingError(f"{name} must be '' or SEQ:HASH (a vault journal head)")
+    check_hash(digest, name)
+    return value
 
 
 def check_batch_counts(sample_count: Any, data_ids_root: Any, reused_count: Any = 0,
@@ -180,7 +195,7 @@ class Proposal(SignedRecord):
     """A partner's candidate increment for the block at `height`."""
 
     TAG: ClassVar[str] = "proposal"
-    OPTIONAL: ClassVar[dict[str, Any]] = {"reused_count": 0, "reused_ids_root": EMPTY_IDS_ROOT}
+    OPTIONAL: ClassVar[dict[str, Any]] = {"reused_count": 0, "reused_ids_root": EMPTY_IDS_ROOT, "vault_head": ""}
     proposer: str
     height: int
     prev_hash: str
@@ -193,6 +208,9 @@ class Proposal(SignedRecord):
     # samples contributed earlier and trained on again: trained, never counted twice
     reused_count: int = 0
     reused_ids_root: str = EMPTY_IDS_ROOT
+    # levels B/C: the vault journal's head (SEQ:HASH) right after the proposer published its candidate there;
+    # on the chain it anchors the journal (`tclearn audit verify --chain`); "" at level A (left out of the bytes)
+    vault_head: str = ""
 
     def __post_init__(self) -> None:
         check_str(self.proposer, "proposer")
@@ -202,6 +220,7 @@ class Proposal(SignedRecord):
         check_hash(self.model_hash, "model_hash")
         check_hash(self.increment_hash, "increment_hash")
         check_batch_counts(self.sample_count, self.data_ids_root, self.reused_count, self.reused_ids_root)
+        check_vault_head(self.vault_head)
 
     @property
     def trained_count(self) -> int:
