@@ -42,7 +42,7 @@ from tclearn.learning import DirectoryModelStore, Evaluator, get_task, model_has
 from tclearn.node import run_network_coalition, setup_coalition
 from tclearn.node.data_source import data_key, partner_data
 from tclearn.node.trainer import NodeTrainer
-from tclearn.sim.coalition import SimCoalition
+from tclearn.sim.world import SimCoalition
 from tclearn.transport import MemberAllowList, NodeServer, PeerClient, Router, safetensors_response, server_context
 
 RESULTS = Path(__file__).parent / "results" / "network.json"

@@ -61,6 +61,10 @@ class LearningError(TCLearnError):
     """Raised for model, data and training problems."""
 
 
+class NotYetError(LearningError):
+    """Raised when work cannot be done yet (a model no peer served so far): the member driver asks again later."""
+
+
 class DataError(LearningError):
     """Raised when a data set is missing, malformed or unusable."""
 

@@ -12,8 +12,9 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -47,6 +48,12 @@ class Identity:
 
     member_id: str
     private_key: Ed25519PrivateKey
+    # where signing time goes (`tclearn.meter`); not part of who the member is
+    meter: Any = field(default=None, compare=False, repr=False)
+
+    def metered(self, meter: Any) -> "Identity":
+        """The same identity, its signing timed by `meter` (a `tclearn.meter.Meter`)."""
+        return replace(self, meter=meter)
 
     @classmethod
     def generate(cls, member_id: str) -> "Identity":
@@ -65,6 +72,8 @@ class Identity:
         )
 
     def sign(self, message: bytes) -> bytes:
+        if self.meter is not None:
+            return self.meter.timed("crypto", self.private_key.sign, message)
         return self.private_key.sign(message)
 
 

@@ -19,7 +19,7 @@ def test_messages_for_later_heights_and_far_rounds_are_bounded():
     for r in range(0, 10**6, 997):
         target.on_message(next(v for v in target.work.committee.generals if v != validator),
                           RoundVotes(h, "block", (VoteEntry(r, "prevote", None),)), 0)
-    inst = target.work.block_inst
+    inst = target.work.agreements.block
     if inst.started:
         assert max(inst.rounds) <= inst.round + target.params.round_window
 

@@ -87,7 +87,7 @@ def test_an_unchecked_block_vote_makes_no_equivocation_evidence(cast):
                   contributor=sender, strengths={}, data_ids_root="ef" * 32, quality_votes=(),
                   block_votes=(genuine,), general=sender)
     work = core.work
-    work._cross_check(block)  # what a verified sealed block's votes go through
+    work.certification.cross_check(block)  # what a verified sealed block's votes go through
     kinds = [e.kind for e in evidence_of(work.drain())]
     assert "block-vote-equivocation" not in kinds
 
@@ -96,7 +96,7 @@ def test_two_prevotes_make_equivocation_evidence_only_when_both_signatures_verif
     core, ids = cast["core"], cast["ids"]
     sender = cast["other_validator"]
     h = core.work.h
-    core.work._start_block()  # the block agreement runs
+    core.work.agreements.start_block()  # the block agreement runs
     forged = (VoteEntry(0, "prevote", "11" * 32, b"\x05" * 64),)
     out = core.on_message(sender, RoundVotes(h, "block", forged), core.now_ms)
     out += core.on_message(sender, RoundVotes(h, "block", (VoteEntry(0, "prevote", "22" * 32, b"\x06" * 64),)),

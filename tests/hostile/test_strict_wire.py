@@ -196,7 +196,7 @@ def test_a_value_nobody_asked_for_is_dropped_before_any_digest(chain, monkeypatc
     c, _ = chain
     validator = sorted(c.drivers["m0"].core.work.committee.validators)[0]
     core = c.drivers[validator].core
-    assert core.work.block_inst is not None
+    assert core.work.agreements.block is not None
     h = core.work.h
     head = c.drivers[validator].store.head()
     fake = replace(head, index=h, prev_hash=head.block_hash, general_signature=b"\x04" * 64)
@@ -227,4 +227,4 @@ def test_a_round_proposal_or_decision_on_a_block_its_general_did_not_sign_is_hel
     blamed = [(e.member, e.reason) for e in (a.evidence for a in out if type(a).__name__ == "RecordEvidence")]
     assert (general_of_round, "block proposal of a block its general did not sign") in blamed
     assert (sender, "a decision on a block its general did not sign") in blamed
-    assert not core.work.block_inst.values
+    assert not core.work.agreements.block.values

@@ -95,7 +95,7 @@ def test_a_crashed_node_restarts_from_its_stored_chain_and_rejoins_without_votin
     c.crash("m1")
     c.run(30)
     c.restart("m1")
-    assert c.drivers["m1"].core.work.block_inst.my_votes.items() >= {
+    assert c.drivers["m1"].core.work.agreements.block.my_votes.items() >= {
         (r, ph): v for r, ph, v in voted.instances["block"].votes}.items()
     assert c.run_until(c.monitor.height + 2, 400)
     assert not [e for _, e in c.evidence if e.member == "m1"], "the restarted member contradicted itself"

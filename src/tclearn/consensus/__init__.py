@@ -12,7 +12,7 @@ from tclearn.consensus.committee import Committee, committee_for, proposer_of
 from tclearn.consensus.core import MemberCore
 from tclearn.consensus.evidence import Evidence
 from tclearn.consensus.governance import GovernanceRequest
-from tclearn.consensus.height import Candidate
+from tclearn.consensus.candidate import Candidate
 from tclearn.consensus.messages import Message
 from tclearn.consensus.wire import decode_message, encode_message
 from tclearn.consensus.params import ConsensusParams

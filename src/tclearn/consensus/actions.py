@@ -9,8 +9,8 @@ member that has said more than it remembers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 from tclearn.consensus.evidence import Evidence
 from tclearn.consensus.messages import Message
@@ -55,10 +55,14 @@ class Evaluate:
 
 @dataclass(frozen=True, slots=True)
 class Train:
-    """Produce a candidate from the head model (`Trainer.train`), then call `core.on_trained`."""
+    """Produce a candidate from the head model (`Trainer.train`), then call `core.on_trained`.
+
+    `hyperparams`: the chain's values at the parent block (genesis, as changed by `hyperparams` blocks).
+    """
 
     height: int
     parent_model_hash: str
+    hyperparams: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ never touches a socket, a clock, a file or a random generator: the driver
 (`tclearn.member.driver`) does, and the simulator hands the driver simulated
 ones. It imports neither torch nor the network.
 
-Per height the work is done by `HeightWork` (see `height.py` for the steps).
+Per height the work is done by a `Height` (see `height.py` for the steps and
+its parts); our own governance requests are renewed by `requests.PendingRequests`,
+and catching up (and helping others catch up) is `catch_up.CatchUp`'s job.
 Why the design is safe with f < k/3 faulty validators, whatever the network
 does (drops, duplicates, delays, reorders, partitions):
 
@@ -68,39 +70,30 @@ never a member a message merely names.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from dataclasses import dataclass
+from collections import deque
 from typing import Any
 
 from tclearn.consensus.actions import Action, RecordEvidence, Send, ServeBlocks, ServeHead
-from tclearn.consensus.certificate import make_certificate_check
-from tclearn.consensus.committee import committee_for
+from tclearn.consensus.candidate import Candidate
+from tclearn.consensus.catch_up import CatchUp
+from tclearn.consensus.committee import Committee, committee_for
 from tclearn.consensus.evidence import Evidence
-from tclearn.consensus.governance import GovernanceRequest, request_of_block, request_problem
-from tclearn.consensus.height import Candidate, HeightWork
+from tclearn.consensus.governance import GovernanceRequest
+from tclearn.consensus.height import Height, HeightStatus
 from tclearn.consensus.messages import (
-    AttestRequest, BlocksRequest, BlocksResponse, BlockVoteMsg, CommittedMsg, DecidedMsg, GovernanceMsg, Message,
-    ProposalMsg,
-    QualityVoteMsg, RoundProposal, RoundVotes, StatusMsg, ValueReply, ValueRequest, height_of,
+    AttestRequest, BlocksRequest, BlocksResponse, CommittedMsg, GovernanceMsg, Message, StatusMsg, ValueReply,
+    height_of,
 )
 from tclearn.consensus.params import ConsensusParams
+from tclearn.consensus.requests import PendingRequests
 from tclearn.consensus.snapshot import SafetySnapshot
 from tclearn.consensus.verifier import SignatureVerifier
 from tclearn.errors import ConsensusError, EncodingError, InvalidBlockError, RemoteProtocolError
 from tclearn.identity import Identity
-from tclearn.ledger.block import Block
 from tclearn.ledger.state import ChainState
-from tclearn.ledger.verify import verify_block
 from tclearn.quality import PairedScores
 
 __all__ = ["MemberCore"]
-
-
-@dataclass
-class _Pending:
-    kind: str
-    body: dict[str, Any]
-    heights_left: int
 
 
 class MemberCore:
@@ -117,24 +110,20 @@ class MemberCore:
         self.me = identity.member_id
         self.params = params or ConsensusParams()
         self.verifier = verifier or SignatureVerifier()
-        self.cert_check = make_certificate_check(self.verifier)
         self.state = state
         self.tick = 0
         self.now_ms = now_ms
         self.future: deque[tuple[str, Message]] = deque(maxlen=self.params.future_buffer_max)
-        self.pending: list[_Pending] = []
+        self.requests = PendingRequests(identity, self.params, self.verifier)
+        self.catch_up = CatchUp(self.params, self.verifier)
         self.out: list[Action] = []
         self.rounds_of: dict[int, int] = {}  # height -> rounds of the block agreement it took (validators)
-        self.recent: OrderedDict[int, tuple[Block, Any, int]] = OrderedDict()  # height -> (block, proof, tick)
-        self._helped: dict[tuple[str, int], int] = {}
-        self._catch_up_tick = -10**9
-        self._blocks_asked: dict[str, int] = {}  # peer -> tick we asked it for blocks (one answer each)
         self._status_tick = 0
         self.work = self._new_work(snapshot)
         proof = self.work.head_proof
         if proof is not None and proof.height == state.height and proof.value == state.head_hash:
             # restarted: we can still prove the head block to members that lag at its height
-            self.recent[state.height] = (None, proof, -10**9)
+            self.catch_up.remember(state.height, None, proof, -10**9)
 
     # --- queries -----------------------------------------------------------------
     @property
@@ -143,8 +132,12 @@ class MemberCore:
         return self.state.height
 
     @property
-    def committee(self) -> Any:
+    def committee(self) -> Committee:
         return self.work.committee
+
+    def status(self) -> HeightStatus:
+        """The height we work on, its phase, and what our agreements decided there."""
+        return self.work.status()
 
     # --- inputs ------------------------------------------------------------------
     def start(self, now_ms: int) -> list[Action]:
@@ -199,13 +192,7 @@ class MemberCore:
 
     def _request(self, kind: str, body: dict[str, Any], now_ms: int) -> list[Action]:
         self._clock(now_ms)
-        request = GovernanceRequest(kind, self.me, self.work.h, body).signed_by(self.identity)
-        problem = request_problem(self.state, request, self.verifier.verify)
-        if problem:
-            raise ConsensusError(f"cannot request {kind}: {problem}")
-        pending = _Pending(kind, body, self.params.request_heights_max)
-        self.pending.append(pending)
-        self._issue(request)
+        self._issue(self.requests.make(self.state, self.work.h, kind, body))
         return self._drain()
 
     def _issue(self, request: GovernanceRequest) -> None:
@@ -213,24 +200,6 @@ class MemberCore:
         self.out.append(Send(validators, GovernanceMsg(request)))
         if self.work.is_validator:
             self.work.on_governance(self.me, request)
-
-    def _renew_requests(self, block: Block) -> None:
-        keep = []
-        for p in self.pending:
-            if block.kind == p.kind and block.contributor == self.me:
-                try:
-                    if request_of_block(block).body == p.body:
-                        continue
-                except ConsensusError:
-                    pass
-            p.heights_left -= 1
-            if p.heights_left <= 0:
-                continue
-            request = GovernanceRequest(p.kind, self.me, self.work.h, p.body).signed_by(self.identity)
-            if request_problem(self.state, request) is None:
-                keep.append(p)
-                self._issue(request)
-        self.pending = keep
 
     # --- dispatch -----------------------------------------------------------------
     def _dispatch(self, sender: str, m: Message) -> None:
@@ -240,12 +209,12 @@ class MemberCore:
             self.out.append(ServeBlocks(sender, m.from_index, min(m.max_count, self.params.blocks_per_response_max)))
             return
         if isinstance(m, BlocksResponse):
-            if self._blocks_asked.pop(sender, None) is not None:
+            if self.catch_up.answered(sender):
                 self._on_blocks(sender, m)
             return  # unsolicited blocks are dropped before anything is computed from them
         if isinstance(m, AttestRequest):
-            if m.height in self.recent:
-                self.out.append(Send((sender,), self._recent_committed(m.height, with_block=False)))
+            if m.height in self.catch_up.recent:
+                self.out.append(Send((sender,), self.catch_up.committed_msg(m.height, with_block=False)))
             elif m.height <= self.state.height:
                 self.out.append(ServeHead(sender, m.height))
             return
@@ -266,61 +235,21 @@ class MemberCore:
             if h == self.work.h + 1:
                 self.future.append((sender, m))
             return
-        self._to_work(sender, m)
+        self.work.on_message(sender, m)
         self._after_commit()
 
-    def _to_work(self, sender: str, m: Message) -> None:
-        w = self.work
-        if isinstance(m, RoundVotes):
-            if w.is_validator and sender in w.committee.validators:
-                w.on_round_votes(sender, m)
-        elif isinstance(m, RoundProposal):
-            if w.is_validator and sender in w.committee.validators:
-                w.on_round_proposal(sender, m)
-        elif isinstance(m, QualityVoteMsg):
-            w.on_quality_vote(sender, m.proposal, m.vote)
-        elif isinstance(m, ProposalMsg):
-            w.on_proposal(sender, m.proposal)
-        elif isinstance(m, BlockVoteMsg):
-            w.on_block_vote(sender, m.vote)
-        elif isinstance(m, CommittedMsg):
-            w.on_committed(sender, m)
-        elif isinstance(m, ValueRequest):
-            w.on_value_request(sender, m)
-        elif isinstance(m, ValueReply):
-            w.on_value_reply(sender, m)
-        elif isinstance(m, GovernanceMsg):
-            w.on_governance(sender, m.request)
-        elif isinstance(m, DecidedMsg):
-            if w.is_validator and sender in w.committee.validators:
-                w.on_decided(sender, m)
-
     # --- heights ------------------------------------------------------------------
-    def _new_work(self, snapshot: SafetySnapshot | None = None) -> HeightWork:
+    def _new_work(self, snapshot: SafetySnapshot | None = None) -> Height:
         committee = committee_for(self.state)
-        return HeightWork(identity=self.identity, state=self.state, committee=committee, params=self.params,
-                          verifier=self.verifier, now_tick=self.tick, now_ms=self.now_ms,
-                          members=tuple(self.state.members), snapshot=snapshot)
+        return Height(identity=self.identity, state=self.state, committee=committee, params=self.params,
+                      verifier=self.verifier, now_tick=self.tick, now_ms=self.now_ms,
+                      members=tuple(self.state.members), snapshot=snapshot)
 
     def _help_laggard(self, sender: str, height: int) -> None:
         """A member still works on a height we committed: show it the block and how we know."""
-        if height not in self.recent:
-            return
-        last = self._helped.get((sender, height))
-        if last is not None and self.tick - last < self.params.catch_up_retry_ticks:
-            return
-        if len(self._helped) > 4096:
-            self._helped.clear()
-        self._helped[(sender, height)] = self.tick
-        if self.tick - self.recent[height][2] < self.params.resend_ticks // 2:
-            return  # messages still in flight when we committed: the sender is not lagging (yet)
-        self.out.append(Send((sender,), self._recent_committed(height, with_block=True)))
-
-    def _recent_committed(self, height: int, with_block: bool) -> CommittedMsg:
-        """What we know of a height we committed; after a restart only the proof (the block comes by catch-up)."""
-        block, proof, _ = self.recent[height]
-        block_hash = block.block_hash if block is not None else proof.value
-        return CommittedMsg(height, block_hash, block if with_block else None, proof)
+        msg = self.catch_up.help(sender, height, self.tick)
+        if msg is not None:
+            self.out.append(Send((sender,), msg))
 
     def _after_commit(self) -> None:
         """Move on while the current height is committed (buffered messages may commit the next one too)."""
@@ -330,21 +259,19 @@ class MemberCore:
                 self.rounds_of[block.index] = self.work.rounds_used
             self.out.extend(self.work.drain())
             proof = self.work.proof
-            self.recent[block.index] = (block, proof, self.tick)
-            while len(self.recent) > 16:
-                self.recent.popitem(last=False)
+            self.catch_up.remember(block.index, block, proof, self.tick)
             self.state = new_state
             self.work = self._new_work()
             if proof is not None:  # keep the head's seal proof across a restart
                 self.work.head_proof = proof
-                self.work.dirty = True
-            self._renew_requests(block)
+                self.work.mark_dirty()
+            self.requests.renew(block, self.state, self.work.h, self._issue)
             self.work.begin()
             buffered, self.future = list(self.future), deque(maxlen=self.params.future_buffer_max)
             for sender, m in buffered:
                 h = height_of(m)
                 if h == self.work.h:
-                    self._to_work(sender, m)
+                    self.work.on_message(sender, m)
                 elif h is not None and h == self.work.h + 1:
                     self.future.append((sender, m))
 
@@ -362,10 +289,7 @@ class MemberCore:
             self.out = []
             out += self.work.drain()
             if self.work.committed is None:
-                for action in out:
-                    if isinstance(action, Send) and isinstance(action.message, BlocksRequest):
-                        for peer in action.to:
-                            self._blocks_asked[peer] = self.tick
+                self.catch_up.note_sent(out, self.tick)
                 return out
 
     def _evidence(self, kind: str, member: str, reason: str) -> None:
@@ -373,25 +297,14 @@ class MemberCore:
 
     # --- catch-up -----------------------------------------------------------------
     def _catch_up(self, peer: str) -> None:
-        if self.tick - self._catch_up_tick < self.params.catch_up_retry_ticks:
-            return
-        self._catch_up_tick = self.tick
-        self.out.append(Send((peer,), BlocksRequest(self.work.h, self.params.blocks_per_response_max)))
+        ask = self.catch_up.ask(peer, self.work.h, self.tick)
+        if ask is not None:
+            self.out.append(ask)
 
     def _on_blocks(self, sender: str, m: BlocksResponse) -> None:
-        blocks = [b for b in m.blocks if b.index >= self.work.h]
-        if not blocks or blocks[0].index != self.work.h:
-            return
-        verified: list[tuple[Block, ChainState]] = []
-        state = self.state
-        for block in blocks:
-            try:
-                after = verify_block(state, block, self.cert_check, signature_check=self.verifier.verify)
-            except InvalidBlockError as exc:
-                self._evidence("invalid-block", sender, f"catch-up block refused: {exc.reason}")
-                break
-            verified.append((block, after))
-            state = after
+        verified, refused = self.catch_up.verified(self.state, self.work.h, m)
+        if refused is not None:
+            self._evidence("invalid-block", sender, f"catch-up block refused: {refused}")
         for i, (block, after) in enumerate(verified):
             if block.index != self.work.h:
                 break
@@ -403,5 +316,5 @@ class MemberCore:
                 break
             self._after_commit()
         if verified and len(m.blocks) >= self.params.blocks_per_response_max:
-            self._catch_up_tick = -10**9
+            self.catch_up.ask_again_now()
             self._catch_up(sender)

@@ -29,198 +29,193 @@ Theory of operation (the protocol at one height h; `core` says why it is safe):
    A member outside the committee appends a verified block once a quorum of
    validators attest it (honest validators attest only the decided seal), or
    on such a proof; a lagging validator likewise.
+
+The parts, each owning its state: `QualityRound` (steps 1–3: proposals,
+evaluations, quality votes, the unsealed block), `Certification` (steps 4–6:
+block votes, the sealed block, the commit, attestations) and `Agreements`
+(the two Tendermint instances). They share a `HeightContext` (facts, clock,
+ordered outbox, phase). `Height` is the coordinator: `phases.admit` decides,
+from our role and the height's phase, whether a message is handed to the part
+that owns it, dropped, or refused as a protocol error.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from tclearn.consensus.actions import Action, PersistSafety
-from tclearn.consensus.agreement import Agreement
+from tclearn.consensus.agreements import Agreements
+from tclearn.consensus.candidate import Candidate
+from tclearn.consensus.certification import Certification
 from tclearn.consensus.committee import Committee
-from tclearn.consensus.height_candidates import Candidate, CandidateWork
-from tclearn.consensus.height_certify import CertifyWork
-from tclearn.consensus.messages import (
-    BlockVoteMsg, DecidedMsg, ProposalMsg, QualityVoteMsg, RoundProposal, RoundVotes, ValueRequest, VoteCertificate,
-    VoteEntry,
-)
+from tclearn.consensus.governance import GovernanceRequest
+from tclearn.consensus.height_context import HeightContext
+from tclearn.consensus.messages import GovernanceMsg, Message, VoteCertificate
 from tclearn.consensus.params import ConsensusParams
-from tclearn.consensus.phases import HeightEvent, HeightPhase, next_phase
+from tclearn.consensus.phases import Admission, HeightPhase, admit
+from tclearn.consensus.quality_round import QualityRound
 from tclearn.consensus.snapshot import SafetySnapshot
 from tclearn.consensus.verifier import SignatureVerifier
-from tclearn.consensus.tally import DecidedOut, MisbehaviourOut, NeedValueOut, ProposeOut, VoteOut
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.state import ChainState
+from tclearn.quality import PairedScores
 
-__all__ = ["HeightWork", "Candidate"]
+__all__ = ["Height", "HeightStatus"]
 
 
-class HeightWork(CandidateWork, CertifyWork):
-    """Everything one member does for height `state.height + 1`."""
+@dataclass(frozen=True, slots=True)
+class HeightStatus:
+    """What a host may know of the height a member works on (see `Height.status`)."""
+
+    height: int
+    phase: HeightPhase
+    validator: bool
+    block_decided: str | None  # signing hash our block agreement decided (validators)
+    seal_decided: str | None  # block hash our seal agreement decided (validators)
+
+
+class Height:
+    """Everything one member does for height `state.height + 1`: the coordinator of its parts."""
 
     def __init__(self, *, identity: Identity, state: ChainState, committee: Committee, params: ConsensusParams,
                  verifier: SignatureVerifier, now_tick: int, now_ms: int, members: tuple[str, ...],
                  snapshot: SafetySnapshot | None = None) -> None:
-        super().__init__(identity=identity, state=state, committee=committee, params=params, verifier=verifier,
-                         now_tick=now_tick, now_ms=now_ms, members=members)
-        self.block_inst: Agreement | None = None
-        self.seal_inst: Agreement | None = None
-        if self.is_validator:
-            self.block_inst = Agreement("block", committee, self.me, params, value_id=self._signing_id,
-                                        validate=self._valid_unsealed, build=self._build_unsealed,
-                                        sign=self._signer("block"), check=self._checker("block"))
-            self.seal_inst = Agreement("seal", committee, self.me, params, value_id=self._sealed_id,
-                                       validate=self._valid_sealed, build=self._build_sealed,
-                                       sign=self._signer("seal"), check=self._checker("seal"),
-                                       provable_decisions=True)
-        if snapshot is not None and snapshot.height == self.h:
+        self.ctx = HeightContext(identity=identity, state=state, committee=committee, params=params,
+                                 verifier=verifier, now_tick=now_tick, now_ms=now_ms, members=members)
+        self.quality = QualityRound(self.ctx)
+        self.certification = Certification(self.ctx, self.quality)
+        self.agreements = Agreements(self.ctx, self.quality, self.certification)
+        self.quality.agreements = self.certification.agreements = self.agreements
+        self.head_proof: Any = None  # seal proof of the parent block, kept in the safety snapshot
+        q, c, a = self.quality, self.certification, self.agreements
+        self._handlers: dict[str, Callable[[str, Any], None]] = {
+            "ProposalMsg": q.on_proposal, "QualityVoteMsg": q.on_quality_vote,
+            "GovernanceMsg": self._on_governance_msg,
+            "BlockVoteMsg": c.on_block_vote, "CommittedMsg": c.on_committed,
+            "RoundProposal": a.on_round_proposal, "RoundVotes": a.on_round_votes, "DecidedMsg": a.on_decided,
+            "ValueRequest": a.on_value_request, "ValueReply": a.on_value_reply,
+        }
+        if snapshot is not None and snapshot.height == self.ctx.h:
             self._restore(snapshot)
 
+    # --- what the core reads -----------------------------------------------------------
+    @property
+    def h(self) -> int:
+        return self.ctx.h
+
+    @property
+    def committee(self) -> Committee:
+        return self.ctx.committee
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        return self.ctx.others
+
+    @property
+    def is_validator(self) -> bool:
+        return self.ctx.is_validator
+
+    @property
+    def committed(self) -> tuple[Block, ChainState] | None:
+        return self.certification.committed
+
+    @property
+    def proof(self) -> VoteCertificate | None:
+        return self.certification.proof
+
+    @property
+    def rounds_used(self) -> int:
+        return self.certification.rounds_used
+
+    def mark_dirty(self) -> None:
+        """Our safety state changed outside the parts (the head proof): snapshot at the next drain."""
+        self.ctx.dirty = True
+
+    def status(self) -> HeightStatus:
+        a = self.agreements
+        block = a.block.decision if a.block is not None else None
+        seal = a.seal.decision if a.seal is not None else None
+        return HeightStatus(self.ctx.h, self.ctx.phase, self.ctx.is_validator,
+                            self.certification.decided if block is not None else None,
+                            seal.block_hash if seal is not None else None)
+
+    # --- inputs -------------------------------------------------------------------------
+    def begin(self) -> None:
+        self.quality.begin()
+
+    def on_message(self, sender: str, message: Message) -> None:
+        """A message of this height: the phase table decides whether (and which part) takes it."""
+        kind = type(message).__name__
+        verdict = admit(self.ctx.role, self.ctx.phase, kind)
+        if verdict is Admission.ACCEPT:
+            self._handlers[kind](sender, message)
+        elif verdict is Admission.REFUSE:
+            self.ctx.evidence("invalid-message", sender, f"{kind} is not accepted by a {self.ctx.role.value} "
+                                                         f"in phase {self.ctx.phase.value}")
+
+    def _on_governance_msg(self, sender: str, msg: GovernanceMsg) -> None:
+        self.quality.on_governance(sender, msg.request)
+
+    def on_governance(self, sender: str, request: GovernanceRequest) -> None:
+        """Our own governance request (a validator takes it like one received)."""
+        self.quality.on_governance(sender, request)
+
+    def on_evaluated(self, proposal_hash: str, scores: PairedScores | None) -> None:
+        self.quality.on_evaluated(proposal_hash, scores)
+
+    def on_trained(self, candidate: Candidate | None) -> None:
+        self.quality.on_trained(candidate)
+
+    def offer_block(self, block: Block, new_state: ChainState, confirmed: bool) -> None:
+        self.certification.offer_block(block, new_state, confirmed)
+
+    def set_clock(self, tick: int, now_ms: int) -> None:
+        self.ctx.set_clock(tick, now_ms)
+
+    def on_tick(self, tick: int, now_ms: int) -> None:
+        ctx = self.ctx
+        ctx.set_clock(tick, now_ms)
+        if ctx.phase is HeightPhase.COMMITTED:
+            return
+        self.quality.on_tick()
+        self.agreements.on_tick(tick)
+        self.certification.check_attested()
+        if (tick - ctx.start_tick) % ctx.params.resend_ticks == 0 and tick != ctx.start_tick:
+            self._resend()
+
+    def _resend(self) -> None:
+        if self.ctx.phase is HeightPhase.COMMITTED:
+            return
+        self.quality.resend_proposal()
+        if not self.ctx.is_validator:
+            return
+        if self.certification.decided is None:
+            self.quality.resend_votes()
+        self.agreements.resend()
+        self.certification.resend_block_vote()
+        self.agreements.resend_decision(self.certification.decided, self.certification.lagging_peers())
+
+    # --- output -------------------------------------------------------------------------
     def drain(self) -> list[Action]:
         """The actions produced so far, a fresh snapshot first when our safety state changed."""
-        self._pump()
-        out, self.out = self.out, []
-        if self.dirty or any(i is not None and i.dirty for i in (self.block_inst, self.seal_inst)):
-            self.dirty = False
-            for inst in (self.block_inst, self.seal_inst):
-                if inst is not None:
-                    inst.dirty = False
+        self.agreements.pump()
+        out, self.ctx.out = self.ctx.out, []
+        if self.ctx.dirty or self.agreements.dirty():
+            self.ctx.dirty = False
+            self.agreements.clear_dirty()
             out.insert(0, PersistSafety(self.snapshot()))
         return out
 
     def snapshot(self) -> SafetySnapshot:
-        instances = {i.name: i.snapshot() for i in (self.block_inst, self.seal_inst) if i is not None and i.started}
-        return SafetySnapshot(self.h, self.my_proposal, tuple(self.my_qvs.values()), self.my_bv, instances,
-                              head_proof=self.head_proof)
+        q = self.quality
+        return SafetySnapshot(self.ctx.h, q.my_proposal, tuple(q.my_qvs.values()), self.certification.my_bv,
+                              self.agreements.snapshots(), head_proof=self.head_proof)
 
     def _restore(self, snap: SafetySnapshot) -> None:
         self.head_proof = snap.head_proof
-        self.my_proposal = snap.proposal
-        if snap.proposal is not None:
-            self.train_asked = True
-            self._register_proposal(snap.proposal, self.me)
-        for qv in snap.quality_votes:
-            self.my_qvs[qv.proposal_hash] = qv
-            self.evaluating.add(qv.proposal_hash)
-            self.qvs.setdefault(qv.proposal_hash, {})[self.me] = qv
-        if snap.block_vote is not None:
-            self.my_bv = snap.block_vote
-            self.decided = snap.block_vote.signing_hash
-            self._store_bv(snap.block_vote)
-            self.phase = next_phase(self.phase, HeightEvent.BLOCK_DECIDED)
-        for inst in (self.block_inst, self.seal_inst):
-            if inst is not None and inst.name in snap.instances:
-                inst.restore(snap.instances[inst.name], self.tick)
-                if inst.name == "block" and self.phase is HeightPhase.WAITING:
-                    self.phase = next_phase(self.phase, HeightEvent.AGREEMENT_STARTED)
+        self.quality.restore(snap)
+        self.certification.restore(snap)
+        self.agreements.restore(snap)
         self._resend()
-
-    def on_round_proposal(self, sender: str, msg: RoundProposal) -> None:
-        inst = self._instance(msg.instance)
-        if inst is None:
-            return
-        if msg.block.index != self.h or not self._general_signed(msg.block):  # before its id (a digest)
-            self._evidence("invalid-message", sender, f"{msg.instance} proposal of a block its general did not sign")
-            return
-        self._start_instance(inst)
-        if msg.polka is not None:
-            inst.on_certificate(msg.polka.round, "prevote", msg.polka.value, msg.polka.signers, self.tick)
-        inst.on_proposal(sender, msg.round, msg.valid_round, msg.block, self.tick)
-
-    def on_round_votes(self, sender: str, msg: RoundVotes) -> None:
-        inst = self._instance(msg.instance)
-        if inst is None:
-            return
-        self._start_instance(inst)
-        inst.on_votes(sender, [(v.round, v.phase, v.value, v.signature) for v in msg.votes], self.tick)
-
-    # --- time ---------------------------------------------------------------------
-    def on_tick(self, tick: int, now_ms: int) -> None:
-        self.tick, self.now_ms = tick, now_ms
-        if self.committed is not None:
-            return
-        attempt = self._attempt()
-        if 0 <= self.my_rank <= attempt and not self.train_asked and (
-                self.my_rank > 0 or self.passed_tick is not None) and (
-                self.passed_tick is None or self.tick - self.passed_tick >= self.params.proposal_timeout_ticks):
-            self._ask_training()
-        for ph in [ph for ph, p in self.waiting_turn.items() if self.committee.proposer_rank(p.proposer) <= attempt]:
-            self._maybe_evaluate(ph)
-        for inst in (self.block_inst, self.seal_inst):
-            if inst is not None and inst.started:
-                inst.on_tick(tick)
-        self._check_attested()
-        if (tick - self.start_tick) % self.params.resend_ticks == 0 and tick != self.start_tick:
-            self._resend()
-
-    def set_clock(self, tick: int, now_ms: int) -> None:
-        self.tick, self.now_ms = tick, now_ms
-
-    def _resend(self) -> None:
-        if self.committed is not None:
-            return
-        if self.my_proposal is not None:
-            self._send(tuple(self.committee.generals), ProposalMsg(self.my_proposal))
-        if not self.is_validator:
-            return
-        if self.decided is None:
-            for ph, qv in self.my_qvs.items():
-                if ph in self.proposals:
-                    self._send(self.peers, QualityVoteMsg(self.proposals[ph], qv))
-        for inst in (self.block_inst, self.seal_inst):
-            if inst is None or not inst.started:
-                continue  # decided or not: laggards need our votes until the height is committed
-            votes = inst.resend_votes()
-            if votes:
-                self._send(self.peers, RoundVotes(self.h, inst.name, tuple(VoteEntry(*v) for v in votes)))
-            current = inst.current_proposal()
-            if current is not None:
-                self._send(self.peers, self._round_proposal(inst, current))
-        if self.my_bv is not None:
-            self._send(self.peers, BlockVoteMsg(self.my_bv))
-        inst = self.block_inst
-        if inst is not None and inst.decision is not None and self.decided is not None:
-            lagging = tuple(p for p in self.peers if p not in self.bvs.get(self.decided, {}))
-            round_, signers = inst.decision_certificate() if lagging else (-1, ())
-            if signers:  # they have not voted for the block yet: maybe they missed its decision
-                proof = VoteCertificate(self.h, "block", round_, "precommit", self.decided, signers)
-                self._send(lagging, DecidedMsg(self.h, "block", inst.decision, proof))
-
-    # --- turning agreement effects into actions ------------------------------------
-    def _round_proposal(self, inst: Agreement, p: ProposeOut) -> RoundProposal:
-        polka = None
-        if p.polka:
-            polka = VoteCertificate(self.h, inst.name, p.valid_round, "prevote", self._value_of(inst, p.value),
-                                    p.polka)
-        return RoundProposal(self.h, inst.name, p.round, p.valid_round, p.value, polka)
-
-    def _value_of(self, inst: Agreement, value: Block) -> str:
-        return self._signing_id(value) if inst is self.block_inst else self._sealed_id(value)
-
-    def _pump(self) -> None:
-        for inst in (self.block_inst, self.seal_inst):
-            if inst is None:
-                continue
-            while inst.out:
-                for effect in inst.drain():
-                    self._apply(inst, effect)
-
-    def _apply(self, inst: Agreement, effect: Any) -> None:
-        if isinstance(effect, VoteOut):
-            entry = VoteEntry(effect.round, effect.phase, effect.value, effect.signature)
-            self._send(self.peers, RoundVotes(self.h, inst.name, (entry,)))
-        elif isinstance(effect, ProposeOut):
-            self._send(self.peers, self._round_proposal(inst, effect))
-        elif isinstance(effect, DecidedOut):
-            if inst is self.block_inst:
-                self._block_decided(self._signing_id(effect.value))
-            else:
-                new_state = self._check_sealed(effect.value)
-                if new_state is not None:
-                    self._commit(effect.value, new_state)
-        elif isinstance(effect, NeedValueOut):
-            if effect.holders:
-                self._send(effect.holders, ValueRequest(self.h, inst.name, effect.value_id))
-        elif isinstance(effect, MisbehaviourOut):
-            self._evidence(effect.kind, effect.member, effect.reason)

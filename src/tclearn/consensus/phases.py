@@ -19,6 +19,19 @@ Reading guide (per height, at a validator):
 
 A non-validator goes straight from WAITING to COMMITTED when enough committee
 members attest the block (or a later certified block links to it).
+
+* `HEIGHT_INPUTS`: which messages of the current height a member takes, by
+  its role at the height (validator or observer) and the phase. The height's
+  coordinator (`height.Height.on_message`) asks `admit` before any handler
+  runs: `ACCEPT` hands the message to the part that owns it, `IGNORE` drops it
+  silently (a role that takes no part in that exchange: an observer is sent
+  no votes by honest peers, and nothing can be learnt from them), and a
+  message the table does not list is a protocol error — the peer's fault,
+  recorded as `invalid-message` evidence against the sender, never raised.
+
+A committed height still takes what the message that committed it was
+buffered with (the core hands the buffered messages of the new height over
+in one go, see `core._after_commit`), hence the same row as CERTIFYING.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from tclearn.errors import ConsensusError
 __all__ = [
     "Step", "RoundEvent", "ROUND_TRANSITIONS", "next_step",
     "HeightPhase", "HeightEvent", "HEIGHT_TRANSITIONS", "next_phase",
+    "Role", "Admission", "HEIGHT_INPUTS", "IGNORED_BY", "admit",
 ]
 
 
@@ -94,3 +108,50 @@ def next_phase(phase: HeightPhase, event: HeightEvent) -> HeightPhase:
         return HEIGHT_TRANSITIONS[(phase, event)]
     except KeyError:
         raise ConsensusError(f"illegal height transition: {event.value} in phase {phase.value}") from None
+
+
+class Role(enum.Enum):
+    VALIDATOR = "validator"  # drawn into the committee of the height
+    OBSERVER = "observer"  # any other member: appends what the committee certifies
+
+
+class Admission(enum.Enum):
+    ACCEPT = "accept"
+    IGNORE = "ignore"
+    REFUSE = "refuse"
+
+
+# Messages of the current height, by the name of their class (`consensus.messages`).
+_QUALITY = frozenset({"ProposalMsg", "QualityVoteMsg", "GovernanceMsg"})  # the quality round
+_CERTIFY = frozenset({"BlockVoteMsg", "CommittedMsg"})  # certification and attestation
+_AGREE = frozenset({"RoundProposal", "RoundVotes", "DecidedMsg", "ValueRequest", "ValueReply"})  # the agreements
+_ALL = _QUALITY | _CERTIFY | _AGREE
+
+HEIGHT_INPUTS: dict[tuple[Role, HeightPhase], frozenset[str]] = {
+    # a validator takes every exchange of the height until it is committed: late proposals and quality votes
+    # still carry evidence (equivocation), late agreement votes may be the decision a laggard lacks
+    (Role.VALIDATOR, HeightPhase.WAITING): _ALL,
+    (Role.VALIDATOR, HeightPhase.AGREEING): _ALL,
+    (Role.VALIDATOR, HeightPhase.CERTIFYING): _ALL,
+    (Role.VALIDATOR, HeightPhase.COMMITTED): _ALL,
+    # an observer only learns the outcome: attestations, and the block (with its proof) from a validator
+    (Role.OBSERVER, HeightPhase.WAITING): frozenset({"CommittedMsg"}),
+    (Role.OBSERVER, HeightPhase.AGREEING): frozenset({"CommittedMsg"}),
+    (Role.OBSERVER, HeightPhase.CERTIFYING): frozenset({"CommittedMsg"}),
+    (Role.OBSERVER, HeightPhase.COMMITTED): frozenset({"CommittedMsg"}),
+}
+
+# What a role drops without complaint: exchanges it takes no part in.
+IGNORED_BY: dict[Role, frozenset[str]] = {
+    Role.VALIDATOR: frozenset(),
+    Role.OBSERVER: _QUALITY | frozenset({"BlockVoteMsg"}) | _AGREE,
+}
+
+
+def admit(role: Role, phase: HeightPhase, kind: str) -> Admission:
+    """Whether a member in `role` and `phase` takes a message of class `kind` (see `HEIGHT_INPUTS`)."""
+    if kind in HEIGHT_INPUTS[(role, phase)]:
+        return Admission.ACCEPT
+    if kind in IGNORED_BY[role]:
+        return Admission.IGNORE
+    return Admission.REFUSE

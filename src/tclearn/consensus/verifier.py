@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from tclearn.identity import public_key_from_bytes
 from tclearn.errors import SignatureError
 from tclearn.ledger.records import SignedRecord
+from tclearn.meter import Meter
 
 __all__ = ["SignatureVerifier"]
 
@@ -27,7 +28,8 @@ __all__ = ["SignatureVerifier"]
 class SignatureVerifier:
     """Ed25519 checks, memoised; counts the checks it actually ran."""
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 65_536, meter: Meter | None = None) -> None:
+        self.meter = meter  # times each cryptographic check (cache misses), when handed one
         self._seen: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
         self._records: OrderedDict[tuple[bytes, bytes], tuple[tuple[Any, ...], bool]] = OrderedDict()
         self._max = max_entries
@@ -41,7 +43,10 @@ class SignatureVerifier:
             self.hits += 1
             return known
         self.checks += 1
-        ok = _check(public_key, signature, message)
+        if self.meter is not None:
+            ok = self.meter.timed("crypto", _check, public_key, signature, message)
+        else:
+            ok = _check(public_key, signature, message)
         self._seen[key] = ok
         if len(self._seen) > self._max:
             self._seen.popitem(last=False)

@@ -245,10 +245,10 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     coalition = SimCoalition(
         genesis, identities, evaluators=evaluators, trainers=trainers,
         params=ConsensusParams(), rng=random.Random(opts.seed), stores=chain_stores, on_commit=on_commit,
+        meter=timer,  # signing, signature checks and chain appends report to the timer (nothing patched)
     )
     if vault is not None:
         vault.follow_clock(coalition.clock.now_ms)
-    _time_crypto_and_storage(coalition, identities, chain_stores, timer)
     initial = head_score.global_score(init_hash)
     t_loop = time.perf_counter()
     before = sum(timer.totals.values())
@@ -357,21 +357,6 @@ def _centralized_reference(run: RunRecord, task: Any, data: Any, hp: Any, chain:
     run.extra["centralized_equal_budget_score"] = budget.score
     run.extra["centralized_passes"] = passes
     run.extra["centralized_time_s"] = time.perf_counter() - t0
-
-
-def _time_crypto_and_storage(coalition: SimCoalition, identities: list[Identity], stores: dict[str, Any],
-                             timer: Timer) -> None:
-    """Count signature checks, signings and chain appends apart from the rest of consensus."""
-    verifier = coalition.verifier
-    if verifier is not None:
-        inner_verify = verifier.verify
-        verifier.verify = lambda *a: timer.timed("crypto", inner_verify, *a)  # type: ignore[method-assign]
-    for ident in identities:
-        inner_sign = ident.sign
-        object.__setattr__(ident, "sign", lambda msg, f=inner_sign: timer.timed("crypto", f, msg))
-    for st in stores.values():
-        inner_append = st.append
-        st.append = lambda block, f=inner_append: timer.timed("chain_storage", f, block)
 
 
 def _export_chain(chain: list[Block], path: Path) -> None:

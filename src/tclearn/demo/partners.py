@@ -29,7 +29,7 @@ import torch
 
 from tclearn.attacks.data_attacks import poison_batch
 from tclearn.attacks import model_attacks
-from tclearn.consensus.height_candidates import Candidate
+from tclearn.consensus.candidate import Candidate
 from tclearn.data import DataPool
 from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
 from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task, backtrack_to_floor, train_increment
@@ -59,6 +59,9 @@ class Timer:
             return fn(*args, **kwargs)
         finally:
             self.add(phase, time.perf_counter() - t0)
+
+    def sent(self, sender: str, to: str, message: object) -> None:
+        """Messages are not traced by the demo (a `tclearn.meter.Meter` method)."""
 
 
 class IdRegistry:

@@ -8,7 +8,7 @@ reject) from a model we simply do not hold yet (fetch it, then retry).
 
 from __future__ import annotations
 
-from tclearn.errors import LearningError
+from tclearn.errors import LearningError, NotYetError
 
 __all__ = ["InvalidModelError", "ModelNotFoundError", "HashMismatchError"]
 
@@ -21,5 +21,5 @@ class HashMismatchError(InvalidModelError):
     """Raised when model bytes do not hash to the name they were given under."""
 
 
-class ModelNotFoundError(LearningError):
+class ModelNotFoundError(NotYetError):
     """Raised when a model store does not hold the asked-for hash."""

@@ -18,27 +18,33 @@ Evaluation and training run synchronously after each batch of actions by
 default. A node that would rather run them in a worker passes
 `defer_work=True` and calls `run_pending_work()` from there (under the same
 lock it uses for `receive` and `tick`).
+
+The seam is typed: the core's `Train` action carries the chain's
+hyper-parameters, and `compute_work` returns a `WorkResult` — `Scored`,
+`Trained` or `RetryLater` (an evaluator that raises `NotYetError`: the model
+is not here yet). Hosts read `status()`, never the core's insides; timings
+and the message trace go to the `meter` the driver is handed.
 """
 
 from __future__ import annotations
 
-import inspect
-import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, Union
 
 from tclearn.consensus.actions import (
     Action, AppendBlock, Committed, Evaluate, PersistSafety, RecordEvidence, Send, ServeBlocks, ServeHead, Train,
 )
 from tclearn.consensus.certificate import make_certificate_check
+from tclearn.consensus.candidate import Candidate
 from tclearn.consensus.core import MemberCore
 from tclearn.consensus.evidence import Evidence
 from tclearn.consensus.messages import BlocksResponse, CommittedMsg, Message
 from tclearn.consensus.wire import decode_message
 from tclearn.consensus.params import ConsensusParams
 from tclearn.consensus.verifier import SignatureVerifier
-from tclearn.errors import ConfigError, LearningError, RemoteProtocolError
+from tclearn.consensus.height import HeightStatus
+from tclearn.errors import ConfigError, LearningError, NotYetError, RemoteProtocolError
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.state import ChainState
@@ -46,8 +52,12 @@ from tclearn.ledger.store import ChainStore
 from tclearn.ledger.verify import verify_chain, verify_genesis
 from tclearn.member.interfaces import Clock, Evaluator, Trainer, Transport
 from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
+from tclearn.meter import Meter
+from tclearn.quality import PairedScores
 
-__all__ = ["MemberDriver", "PendingWork"]
+__all__ = ["MemberDriver", "MemberStatus", "PendingWork", "Scored", "Trained", "RetryLater", "WorkResult"]
+
+T = TypeVar("T")
 
 EVALUATION_RETRY_TICKS = 20
 # An evaluation that keeps failing with "not yet" (a model no peer serves) is retried this many
@@ -75,10 +85,45 @@ def _rebuild(store: ChainStore, genesis: Block | None, verify: bool, verifier: S
 
 @dataclass(frozen=True)
 class PendingWork:
-    """An evaluation or training taken from the driver, with what it needs from the core's state."""
+    """An evaluation or training taken from the driver (a `Train` carries the hyper-parameters)."""
 
     action: Evaluate | Train
-    hyperparams: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """An evaluation's scores; None when the candidate's model is invalid (the member votes reject)."""
+
+    scores: PairedScores | None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A training's candidate; None when the trainer passes its turn."""
+
+    candidate: Candidate | None
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """The evaluation cannot run yet (`NotYetError`: the model is not here): ask again later."""
+
+
+WorkResult = Union[Scored, Trained, RetryLater]
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """What a host shows of a member: its chain head and the height it works on."""
+
+    member_id: str
+    height: int  # index of the last committed block
+    head_hash: str
+    work: HeightStatus  # the height being worked on, its phase and decisions
+    commits: int
+    evidence: int
+    messages_sent: int
+    pending_work: int
 
 
 class MemberDriver:
@@ -100,9 +145,9 @@ class MemberDriver:
         verify_on_start: bool = False,
         on_commit: Callable[[Block], None] | None = None,
         on_evidence: Callable[[Evidence], None] | None = None,
-        retry_on: tuple[type[BaseException], ...] = (),
         defer_work: bool = False,
         evidence_max: int = 10_000,
+        meter: Meter | None = None,
     ) -> None:
         self.identity = identity
         self.member_id = identity.member_id
@@ -115,7 +160,7 @@ class MemberDriver:
         self.verifier = verifier if verifier is not None else SignatureVerifier()
         self.on_commit = on_commit
         self.on_evidence = on_evidence
-        self.retry_on = retry_on
+        self.meter = meter
         self.defer_work = defer_work
         self.evidence: deque[Evidence] = deque(maxlen=evidence_max)
         self.commits = 0
@@ -127,7 +172,6 @@ class MemberDriver:
         self.core = MemberCore(identity, state, params=params, verifier=self.verifier,
                                snapshot=self.safety.load(), now_ms=clock.now_ms())
         self._started = False
-        self._trainer_takes_hyperparams: bool | None = None
 
     # --- queries -------------------------------------------------------------
     @property
@@ -140,6 +184,12 @@ class MemberDriver:
 
     def head(self) -> Block | None:
         return self.store.head()
+
+    def status(self) -> MemberStatus:
+        """The member's head and the height it works on: what hosts show (never the core's insides)."""
+        state = self.core.state
+        return MemberStatus(self.member_id, state.height, state.head_hash, self.core.status(), self.commits,
+                            len(self.evidence), self.messages_sent, len(self._work))
 
     # --- inputs --------------------------------------------------------------
     def start(self) -> None:
@@ -156,7 +206,7 @@ class MemberDriver:
         try:
             message = decode_message(data)
         except RemoteProtocolError as exc:
-            self._keep(Evidence("invalid-message", sender, self.core.work.h, str(exc)))
+            self._keep(Evidence("invalid-message", sender, self.core.height + 1, str(exc)))
             return
         self.receive(sender, message)
 
@@ -201,39 +251,32 @@ class MemberDriver:
             if isinstance(action, Evaluate) and self.evaluator is not None:
                 return PendingWork(action)
             if isinstance(action, Train) and self.trainer is not None:
-                return PendingWork(action, dict(self.core.state.hyperparams))
+                return PendingWork(action)
         return None
 
-    def compute_work(self, work: "PendingWork") -> Any:
+    def compute_work(self, work: PendingWork) -> WorkResult:
         """Run the evaluation or training (touches only the evaluator or trainer, never the core)."""
         action = work.action
         if isinstance(action, Evaluate):
-            assert self.evaluator is not None
+            evaluator = self.evaluator
+            assert evaluator is not None
             try:
-                return ("scores", self.evaluator.evaluate(action.parent_model_hash, action.candidate_model_hash))
-            except LearningError as exc:
-                if self._retryable(exc):
-                    return ("retry", None)
-                return ("scores", None)  # the candidate's model is invalid: vote reject
-        assert self.trainer is not None and isinstance(action, Train)
-        if self._trainer_takes_hyperparams is None:
-            try:
-                params = inspect.signature(self.trainer.train).parameters
-            except (TypeError, ValueError):
-                params = {}  # type: ignore[assignment]
-            self._trainer_takes_hyperparams = "hyperparams" in params
-        if self._trainer_takes_hyperparams:  # the chain's current values (hyperparams blocks change them)
-            return ("candidate", self.trainer.train(action.parent_model_hash, action.height,  # type: ignore[call-arg]
-                                                    hyperparams=work.hyperparams))
-        return ("candidate", self.trainer.train(action.parent_model_hash, action.height))
+                return Scored(evaluator.evaluate(action.parent_model_hash, action.candidate_model_hash))
+            except NotYetError:
+                return RetryLater()
+            except LearningError:
+                return Scored(None)  # the candidate's model is invalid: vote reject
+        trainer = self.trainer
+        assert trainer is not None
+        # the chain's current values (hyperparams blocks change them), as the core saw them
+        return Trained(trainer.train(action.parent_model_hash, action.height, hyperparams=dict(action.hyperparams)))
 
-    def finish_work(self, work: "PendingWork", outcome: Any) -> None:
+    def finish_work(self, work: PendingWork, outcome: WorkResult) -> None:
         """Hand the result of `compute_work` to the core and carry out what it answers."""
         action = work.action
-        kind, value = outcome
         if action.height <= self.core.height:  # committed meanwhile: nobody waits for this result
             return
-        if kind == "retry":
+        if isinstance(outcome, RetryLater):
             assert isinstance(action, Evaluate)
             key = (action.height, action.proposal_hash)
             self._attempts = {k: n for k, n in self._attempts.items() if k[0] > self.core.height}
@@ -241,11 +284,18 @@ class MemberDriver:
             if self._attempts[key] <= EVALUATION_RETRIES_MAX:
                 self._retry.append((self.core.tick + EVALUATION_RETRY_TICKS, action))
                 return
-            kind, value = "scores", None  # still not found after the retries: the evaluation failed, vote reject
+            outcome = Scored(None)  # still not found after the retries: the evaluation failed, vote reject
         if isinstance(action, Evaluate):
-            self._execute(self.core.on_evaluated(action.height, action.proposal_hash, value, self.clock.now_ms()))
+            scores = outcome.scores if isinstance(outcome, Scored) else None
+            self._execute(self.core.on_evaluated(action.height, action.proposal_hash, scores, self.clock.now_ms()))
         else:
-            self._execute(self.core.on_trained(action.height, value, self.clock.now_ms()))
+            candidate = outcome.candidate if isinstance(outcome, Trained) else None
+            self._execute(self.core.on_trained(action.height, candidate, self.clock.now_ms()))
+
+    def _timed(self, phase: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        if self.meter is None:
+            return fn(*args, **kwargs)
+        return self.meter.timed(phase, fn, *args, **kwargs)
 
     # --- carrying out actions ------------------------------------------------------
     def _run(self, actions: list[Action]) -> None:
@@ -261,11 +311,13 @@ class MemberDriver:
             if isinstance(action, Send):
                 for to in action.to:
                     self.messages_sent += 1
+                    if self.meter is not None:
+                        self.meter.sent(self.member_id, to, action.message)
                     self.transport.send(to, action.message)
             elif isinstance(action, PersistSafety):
                 self.safety.save(action.snapshot)
             elif isinstance(action, AppendBlock):
-                self.store.append(action.block)
+                self._timed("chain_storage", self.store.append, action.block)
             elif isinstance(action, (Evaluate, Train)):
                 self._work.append(action)
             elif isinstance(action, ServeBlocks):
@@ -287,10 +339,3 @@ class MemberDriver:
         self.evidence.append(evidence)
         if self.on_evidence is not None:
             self.on_evidence(evidence)
-
-    def _retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, self.retry_on):
-            return True
-        learning_errors = sys.modules.get("tclearn.learning.errors")  # loaded iff the evaluator uses it
-        return learning_errors is not None and isinstance(exc, getattr(learning_errors, "ModelNotFoundError"))
-

@@ -8,9 +8,9 @@ synthetic one, and the node the real thing.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from tclearn.consensus.height import Candidate
+from tclearn.consensus.candidate import Candidate
 from tclearn.consensus.messages import Message
 from tclearn.quality import PairedScores
 
@@ -21,10 +21,9 @@ __all__ = ["Candidate", "Clock", "Evaluator", "Trainer", "Transport"]
 class Evaluator(Protocol):
     """Scores the head model and a candidate on G and on this member's L.
 
-    Raising `tclearn.learning.errors.ModelNotFoundError` (or an error listed in
-    the driver's `retry_on`) means "not yet": the driver asks again later. Any
-    other `LearningError` means the candidate is invalid: the member votes
-    reject.
+    Raising `tclearn.errors.NotYetError` (`ModelNotFoundError` is one) means
+    "not yet": the driver asks again later. Any other `LearningError` means the
+    candidate is invalid: the member votes reject.
     """
 
     def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores: ...
@@ -34,12 +33,12 @@ class Evaluator(Protocol):
 class Trainer(Protocol):
     """Trains the head model on this member's data: the candidate to propose, or None to pass the turn.
 
-    A trainer whose `train` also accepts a `hyperparams` keyword gets the
-    chain's current hyper-parameters (genesis values, as changed by
-    `hyperparams` blocks) with every call.
+    `hyperparams`: the chain's current hyper-parameters (genesis values, as
+    changed by `hyperparams` blocks), carried by the core's `Train` action.
     """
 
-    def train(self, parent_model_hash: str, height: int) -> Candidate | None: ...
+    def train(self, parent_model_hash: str, height: int,
+              hyperparams: dict[str, Any] | None = None) -> Candidate | None: ...
 
 
 @runtime_checkable

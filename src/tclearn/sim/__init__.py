@@ -10,7 +10,7 @@
 """
 from tclearn.sim.adversary import BEHAVIOURS, ByzantineTransport
 from tclearn.sim.build import make_genesis, make_identities, synthetic_coalition
-from tclearn.sim.coalition import Monitor, SimCoalition
+from tclearn.sim.world import Monitor, SimCoalition
 from tclearn.sim.network import FaultModel, SimNetwork, VirtualClock
 from tclearn.sim.runner import Summary, run_many
 from tclearn.sim.scenario import ScenarioResult, ScenarioSpec, run_scenario

@@ -15,7 +15,7 @@ from tclearn.consensus.params import ConsensusParams
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
-from tclearn.sim.coalition import SimCoalition
+from tclearn.sim.world import SimCoalition
 from tclearn.sim.network import FaultModel
 from tclearn.sim.synthetic import ModelRegistry, SyntheticEvaluator, SyntheticTrainer
 

@@ -21,8 +21,9 @@ ids of its first accepted batch (refused as replayed data).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from tclearn.consensus.height import Candidate
+from tclearn.consensus.candidate import Candidate
 from tclearn.errors import LearningError
 from tclearn.quality import PairedScores, judge
 
@@ -132,7 +133,9 @@ class SyntheticTrainer:
         self.trained = 0
         self.first_root: str | None = None
 
-    def train(self, parent_model_hash: str, height: int) -> Candidate | None:
+    def train(self, parent_model_hash: str, height: int,
+              hyperparams: dict[str, Any] | None = None) -> Candidate | None:
+        """A candidate of a quality drawn from the seed (a synthetic model ignores hyper-parameters)."""
         self.trained += 1
         quality = self.registry.of(parent_model_hash)
         root = _hash("data-ids", self.member_id, height, self.trained)

@@ -40,6 +40,7 @@ from tclearn.ledger.verify import verify_block, verify_genesis
 from tclearn.member.driver import MemberDriver
 from tclearn.member.interfaces import Evaluator, Trainer
 from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
+from tclearn.meter import Meter
 from tclearn.sim.adversary import ByzantineTransport
 from tclearn.sim.network import FaultModel, SimNetwork, VirtualClock
 
@@ -162,8 +163,11 @@ class SimCoalition:
         shared_verifier: bool = True,
         oracle: QualityOracle | None = None,
         on_commit: Callable[[str, Block], None] | None = None,
+        meter: Meter | None = None,
     ) -> None:
-        self.identities = {i.member_id: i for i in identities}
+        """`meter`: where signing, signature checks, chain appends and sent messages are reported (none: not)."""
+        self.meter = meter
+        self.identities = {i.member_id: (i.metered(meter) if meter is not None else i) for i in identities}
         self.members = list(self.identities)
         self.genesis = genesis
         self.rng = rng or random.Random(0)
@@ -177,7 +181,7 @@ class SimCoalition:
         self.skews = dict(skews_ms or {})
         self.stores: dict[str, ChainStore] = dict(stores) if stores else {m: MemoryChainStore() for m in self.members}
         self.safety: dict[str, SafetyStore] = {m: MemorySafetyStore() for m in self.members}
-        self.verifier = SignatureVerifier() if shared_verifier else None
+        self.verifier = SignatureVerifier(meter=meter) if shared_verifier else None
         self.monitor = Monitor(genesis, self.honest, oracle)
         self.evidence: list[tuple[str, Evidence]] = []
         self.on_commit = on_commit
@@ -206,8 +210,10 @@ class SimCoalition:
             self.identities[member], self.stores[member], transport=transport,
             clock=self.clock.skewed(self.skews.get(member, 0)), evaluator=self.evaluators.get(member),
             trainer=self.trainers.get(member), genesis=self.genesis, safety=self.safety[member],
-            params=self.params, verifier=self.verifier if self.verifier is not None else SignatureVerifier(),
-            verify_on_start=verify_on_start, on_commit=commit, on_evidence=lambda e, member=member: self.evidence.append((member, e)),
+            params=self.params,
+            verifier=self.verifier if self.verifier is not None else SignatureVerifier(meter=self.meter),
+            verify_on_start=verify_on_start, on_commit=commit,
+            on_evidence=lambda e, member=member: self.evidence.append((member, e)), meter=self.meter,
         )
         self.drivers[member] = driver
         driver.start()
@@ -255,12 +261,11 @@ class SimCoalition:
                 self._watch_decisions(m, driver)
 
     def _watch_decisions(self, member: str, driver: MemberDriver) -> None:
-        work = driver.core.work
-        if work.decided is not None and work.block_inst is not None and work.block_inst.decision is not None:
-            self.monitor.on_decision(member, work.h, "block", work.decided)
-        seal = work.seal_inst
-        if seal is not None and seal.decision is not None:
-            self.monitor.on_decision(member, work.h, "seal", seal.decision.block_hash)
+        work = driver.status().work
+        if work.block_decided is not None:
+            self.monitor.on_decision(member, work.height, "block", work.block_decided)
+        if work.seal_decided is not None:
+            self.monitor.on_decision(member, work.height, "seal", work.seal_decided)
 
     def run(self, ticks: int) -> None:
         for _ in range(ticks):
