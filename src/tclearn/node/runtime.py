@@ -43,17 +43,18 @@ from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig
 from tclearn.ledger.sqlite_store import SQLiteChainStore
-from tclearn.learning import DirectoryModelStore, Evaluator, get_task
+from tclearn.learning import DirectoryModelStore, Evaluator
 from tclearn.learning.train import fit
-from tclearn.levels import require_runnable_level
+from tclearn.levels import require_node_level
 from tclearn.member import FileSafetyStore, MemberDriver
 from tclearn.node.api import build_router
 from tclearn.node.config import NodeConfig
-from tclearn.node.data_source import data_key, partner_data
+from tclearn.node.data_source import ZERO_TEST_SET_HASH, data_key, member_data, partner_data, task_from_genesis
 from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
 from tclearn.node.layout import NodeLayout
 from tclearn.node.peers import Outboxes
 from tclearn.node.trainer import NodeTrainer
+from tclearn.node.vault_link import VaultFetchClient, VaultLink, VaultModelCache
 from tclearn.transport import MemberAllowList, NodeServer, PeerClient, ServerLimits, client_context, server_context
 
 # NodeTrainer, data_key and partner_data are re-exported: bench/ and older callers import them from here
@@ -80,14 +81,25 @@ class Node:
         self.trace = os.environ.get("TCLEARN_TRACE_MESSAGES") == "1"
         self.identity = load_identity(cfg.identity_key, cfg.member_id)
         self.genesis = Block.from_bytes(cfg.genesis.read_bytes())
-        self.task = get_task(cfg.task)
-        self.models = DirectoryModelStore(layout.models)
         payload = self.genesis.payload["config"]
-        require_runnable_level(str(payload.get("level", "A")), f"node {cfg.member_id}")  # B/C: not as A
+        listed = {str(m["id"]): bytes(m["public_key"]) for m in payload["members"]}
+        if listed.get(cfg.member_id) != self.identity.public_key:
+            raise ConfigError(f"the genesis of coalition {payload['coalition_id']!r} does not list this node's "
+                              f"identity key as {cfg.member_id!r}: a kit or key for another coalition")
+        if str(payload["model"]["task"]) != cfg.task:
+            raise ConfigError(f"node.task is {cfg.task!r}, but genesis fixes task {payload['model']['task']!r}")
+        self.task = task_from_genesis(payload)
+        # level B: models only in memory, fetched from and published to the supervisor's vault (node/vault_link.py)
+        self.vault = VaultLink(cfg.vault, cfg.ca_cert, cfg.tls_cert, cfg.tls_key) if cfg.vault is not None else None
+        self.models = VaultModelCache(self.vault) if self.vault is not None else DirectoryModelStore(layout.models)
+        require_node_level(str(payload.get("level", "A")), f"node {cfg.member_id}", self.vault is not None)
         init = self.task.initial_state(int(payload["model"]["seed"]))
         if self.models.put_state(init) != self.genesis.model_hash:
             raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
-        pool_data, test = partner_data(cfg.task, cfg.partners, cfg.seed, cfg.index)
+        # this member's own data (D_i) and G, checked against the task and genesis's test_set.hash
+        pool_data, test = member_data(cfg.data, cfg.test_set, self.task,
+                                      recorded_test_hash=str(payload.get("test_set_hash", ZERO_TEST_SET_HASH)),
+                                      seed=cfg.seed, partners=cfg.partners, index=cfg.index)
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])
@@ -129,6 +141,8 @@ class Node:
         model_clients = {m: PeerClient.from_context(url, self.client_ctx, self.allowlist,
                                                     expected_member=m, timeout_s=10.0, retries=0)
                          for m, url in peer_urls.items()}
+        if cfg.vault is not None and self.vault is not None:  # level B: models from the vault, never from peers
+            model_clients = {cfg.vault.member_id: VaultFetchClient(self.vault)}  # type: ignore[dict-item]
         self.fetcher = ModelFetcher(self.models, model_clients, len(self.models.get(self.genesis.model_hash)),
                                     log=self.log, stop=self._stop, wake=self._wake)
         self.outboxes = Outboxes(peer_urls, self.client_ctx, self.allowlist, log=self.log, stop=self._stop,
@@ -307,7 +321,7 @@ class Node:
         self._status = {"member": self.config.member_id, "height": self.store.height(), "ready": self.ready,
                         "head": {"index": head.index, "hash": head.block_hash, "kind": head.kind,
                                  "model_hash": head.model_hash} if head else None,
-                        "round": {"height": self.driver.core.work.h}, "commits": self.driver.commits,
+                        "round": {"height": self.driver.status().work.height}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
                         "converged": self.converged(),
                         "pending_work": self.driver.pending_work(), "fetching": self.fetcher.to_fetch.qsize(),
