@@ -20,7 +20,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tclearn demo
 
+# Lint and types first (configured in pyproject.toml): mypy is strict for ledger, consensus, member, quality.
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
 
 bench: $(STAMP)

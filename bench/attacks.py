@@ -50,7 +50,7 @@ from tclearn.attacks.data_attacks import poison_batch
 from tclearn.baselines import aggregators as agg
 from tclearn.data import DataPool
 from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
-from tclearn.demo.partners import DATA_ATTACKS, MODEL_ATTACKS, _flat, _unflat
+from tclearn.demo.partners import DATA_ATTACKS, _flat, _unflat
 from tclearn.learning import get_task, train_increment
 from tclearn.learning.evaluate import evaluate_state
 from tclearn.quality import g_floor_broken

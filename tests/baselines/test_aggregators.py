@@ -1,6 +1,5 @@
 """Each aggregation rule against a naive, obviously-correct version."""
 
-import itertools
 
 import numpy as np
 from hypothesis import given, settings

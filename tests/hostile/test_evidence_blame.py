@@ -93,7 +93,7 @@ def test_an_unchecked_block_vote_makes_no_equivocation_evidence(cast):
 
 
 def test_two_prevotes_make_equivocation_evidence_only_when_both_signatures_verify(cast):
-    core, ids = cast["core"], cast["ids"]
+    core = cast["core"]
     sender = cast["other_validator"]
     h = core.work.h
     core.work.agreements.start_block()  # the block agreement runs

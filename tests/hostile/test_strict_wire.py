@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import cbor2
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -100,7 +100,7 @@ def test_a_wrong_mark_or_schema_version_is_refused(db: Path) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="schema version '99'"):
         open_store(db)
-    conn.execute(f"UPDATE meta SET value = 'something-else' WHERE key = 'magic'")
+    conn.execute("UPDATE meta SET value = 'something-else' WHERE key = 'magic'")
     with pytest.raises(StoreError, match="not a TCLearn chain"):
         open_store(db)
     conn.execute(f"UPDATE meta SET value = '{MAGIC}' WHERE key = 'magic'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tclearn.data import DataPool
-from tclearn.learning import DirectoryModelStore, Evaluator, apply_increment, get_task, states_equal, train_increment
+from tclearn.learning import DirectoryModelStore, Evaluator, get_task, train_increment
 from tclearn.node.trainer import NodeTrainer
 
 KEY = b"node-trainer-test-key-0123456789"

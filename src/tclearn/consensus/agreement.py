@@ -449,7 +449,7 @@ class Agreement:
                 return True
             return False
         # prevote or precommit step
-        vid = rd.proposal
+        vid = rd.proposal  # type: ignore[assignment]  # None is tested next
         if vid is not None and not rd.polka_done and rd.prevotes.count(vid) >= self.q and self._valid(vid) \
                 and self._certified(self.round, "prevote", vid):
             rd.polka_done = True

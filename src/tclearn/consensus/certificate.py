@@ -78,7 +78,7 @@ def equivocation_evidence(entry: Any, committee: Committee, proposal_hash: str, 
     key = state.public_key(who)
     if not verify(a, key) or not verify(b, key):
         raise ValueError("evidence votes are not signed by the validator")
-    return who
+    return str(who)
 
 
 def check_block_content(state: ChainState, block: Block, committee: Committee, verifier: SignatureVerifier) -> None:

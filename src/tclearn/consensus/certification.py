@@ -259,7 +259,7 @@ class Certification:
             if bid in self.full:
                 self.commit(self.full_blocks[bid], self.full[bid])
                 return
-            holders = sorted(senders) or sorted(p.validator for p in self.proven[bid].precommits if p.validator != ctx.me)
+            holders = sorted(senders) or sorted(v for v, _ in self.proven[bid].signers if v != ctx.me)
             if holders and ctx.tick - self._asked_block_tick >= ctx.params.catch_up_retry_ticks:
                 self._asked_block_tick = ctx.tick
                 ctx.send((holders[ctx.tick % len(holders)],), BlocksRequest(ctx.h, 1))

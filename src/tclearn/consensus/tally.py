@@ -78,8 +78,8 @@ class VoteBook:
 class RoundBook:
     proposal: str | None = None  # value id proposed by the round's general
     proposal_vr: int = -1
-    prevotes: _Votes = field(default_factory=VoteBook)
-    precommits: _Votes = field(default_factory=VoteBook)
+    prevotes: VoteBook = field(default_factory=VoteBook)
+    precommits: VoteBook = field(default_factory=VoteBook)
     prevote_timer: bool = False
     precommit_timer: bool = False
     polka_done: bool = False

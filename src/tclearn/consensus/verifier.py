@@ -86,7 +86,8 @@ def _norm(value: Any) -> Any:
 
 
 def _snapshot(record: SignedRecord) -> tuple[Any, ...]:
-    return (type(record).__name__, *(_norm(getattr(record, f.name)) for f in _fields(type(record))))
+    fields = _fields(type(record))  # type: ignore[arg-type]  # a class is hashable
+    return (type(record).__name__, *(_norm(getattr(record, f.name)) for f in fields))
 
 
 @functools.lru_cache(maxsize=None)

@@ -34,7 +34,7 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
 def _instance(value: Any) -> str:
     if value not in INSTANCES:
         raise ConsensusError(f"instance must be one of {', '.join(INSTANCES)}")
-    return value
+    return str(value)
 
 
 def _hash(value: Any, name: str) -> str:

@@ -33,7 +33,7 @@ __all__ = ["Evaluator"]
 @dataclass
 class _Scores:
     g: tuple[float, ...]
-    l: list[float] = field(default_factory=list)
+    l: list[float] = field(default_factory=list)  # noqa: E741 (L, the local test set, as in the paper)
 
 
 class Evaluator:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from tclearn.errors import ConfigError
-from tclearn.identity import Identity, check_member_id, IdentityError
+from tclearn.errors import ConfigError, IdentityError
+from tclearn.identity import Identity, check_member_id
 from tclearn.ledger.block import EMPTY_ROOT, ZERO_HASH, Block
 from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.ledger.records import check_hash
@@ -49,7 +49,7 @@ def _get(section: Mapping[str, Any], where: str, key: str, kind: type | tuple[ty
             raise ConfigError(f"missing field {where}.{key}")
         return default
     value = section[key]
-    if isinstance(value, bool) and kind is not bool and (kind == int or kind == (int, float)):
+    if isinstance(value, bool) and kind is not bool and (kind is int or kind == (int, float)):
         raise ConfigError(f"field {where}.{key} must be {kind}, got a boolean")
     if not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)

@@ -28,7 +28,7 @@ R = TypeVar("R", bound="SignedRecord")
 
 def check_hash(value: Any, name: str, allow_empty: bool = False) -> str:
     if allow_empty and value == "":
-        return value
+        return ""
     if not isinstance(value, str) or len(value) != HASH_LEN or value.strip("0123456789abcdef"):
         raise EncodingError(f"{name} must be a 64-character lower-case hex SHA-256")
     return value
@@ -53,7 +53,7 @@ MAX_JOURNAL_SEQ = 2**53  # a vault journal's entry number (JSON-safe integer)
 def check_vault_head(value: Any, name: str = "vault_head") -> str:
     """"" (level A) or ``SEQ:HASH``: the head of the vault's audit journal the proposer saw (levels B/C)."""
     if value == "":
-        return value
+        return ""
     if not isinstance(value, str) or len(value) > 90:
         raise EncodingError(f"{name} must be '' or SEQ:HASH (a vault journal head)")
     seq, _, digest = value.partition(":")
@@ -136,12 +136,12 @@ class SignedRecord:
     def _layout(self, whole: bool) -> Layout:
         omitted = self._omitted() if self.OPTIONAL else ()
         if not omitted:
-            return _layouts(type(self))[1 if whole else 0]
-        return _layout_without(type(self), omitted, whole)
+            return _layouts(type(self))[1 if whole else 0]  # type: ignore[arg-type]  # a class is hashable
+        return _layout_without(type(self), omitted, whole)  # type: ignore[arg-type]  # a class is hashable
 
     def body(self) -> dict[str, Any]:
         omitted = self._omitted() if self.OPTIONAL else ()
-        return {name: getattr(self, name) for name in _body_names(type(self)) if name not in omitted}
+        return {name: getattr(self, name) for name in _body_names(type(self)) if name not in omitted}  # type: ignore[arg-type]  # a class is hashable
 
     def signing_bytes(self) -> bytes:
         """canonical_bytes({"type": TAG, "body": body()}), straight from the fields (`encode_map`)."""
@@ -174,7 +174,7 @@ class SignedRecord:
     def from_dict(cls: type[R], data: Any) -> R:
         if not isinstance(data, Mapping):
             raise EncodingError(f"{cls.TAG} must be a map")
-        names = set(_all_names(cls))
+        names = set(_all_names(cls))  # type: ignore[arg-type]  # a class is hashable
         unknown = set(data) - names
         missing = names - set(data) - set(cls.OPTIONAL)
         if unknown or missing:

@@ -280,7 +280,3 @@ def verify_chain(
         if exc.index is None or exc.index == position:
             raise
         raise InvalidBlockError(position, exc.reason) from None
-
-
-def block_summary(block: Block) -> dict[str, Any]:
-    return {"index": block.index, "kind": block.kind, "contributor": block.contributor, "hash": block.block_hash}

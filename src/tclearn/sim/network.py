@@ -135,9 +135,6 @@ class SimNetwork:
             out.append((sender, to, payload))
         return out
 
-    def in_flight(self) -> int:
-        return len(self._queue)
-
 
 class SimTransport:
     """One member's end of the network."""

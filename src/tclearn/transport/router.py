@@ -138,7 +138,3 @@ class Router:
     def dispatch(self, method: str, path: str, caller: str, body: bytes, query: Mapping[str, str]) -> HandlerResult:
         """Match and call, without a socket: for tests and in-process use."""
         return self.match(method, path).call(caller, body, query)
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        return tuple(self._routes)
