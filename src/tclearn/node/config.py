@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tclearn.dashboard.settings import DashboardSettings, dashboard_settings
 from tclearn.errors import ConfigError
 from tclearn.ledger.genesis import load_config
 
@@ -63,6 +64,7 @@ class NodeConfig:
     # score a trained candidate on G before proposing it, and shorten an increment the floor would refuse
     self_check: bool = True
     peers: tuple[PeerInfo, ...] = field(default_factory=tuple)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)  # [dashboard] (tclearn.dashboard)
 
     @property
     def url(self) -> str:
@@ -100,6 +102,7 @@ class NodeConfig:
                 propose=_propose_mode(node.get("propose", "turn")),
                 proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)),
                 self_check=_bool(node.get("self_check", True), "node.self_check"), peers=tuple(peers),
+                dashboard=dashboard_settings(data.get("dashboard"), path),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: invalid [node] section: {exc}") from None
@@ -120,4 +123,5 @@ class NodeConfig:
         for peer in self.peers:
             lines += ["", "[[peers]]", f"id = {q(peer.member_id)}", f"url = {q(peer.url)}",
                       f"fingerprint = {q(peer.fingerprint)}"]
-        return "\n".join(lines) + "\n"
+        section = self.dashboard.to_toml()
+        return "\n".join(lines) + "\n" + (f"\n{section}" if section else "")
