@@ -20,8 +20,18 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tclearn demo
 
+# The dashboard's browser test drives Debian's Chromium (Playwright's own browser download is not
+# reachable from a closed network): installed here when missing and apt-get is there (CI: root, fresh Debian).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "could not install chromium: the dashboard's browser test will skip"; \
+	else echo "chromium not installed and no apt-get: the dashboard's browser test will skip"; fi
+
 # Lint and types first (configured in pyproject.toml): mypy is strict for ledger, consensus, member, quality.
-test: $(STAMP)
+test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
