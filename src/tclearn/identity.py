@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 import stat
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tclearn.errors import IdentityError, SignatureError
+from tclearn.fsutil import atomic_write
 
 __all__ = [
     "Identity",
@@ -103,18 +103,6 @@ def verify_signature(public_key: bytes | Ed25519PublicKey, signature: bytes, mes
         raise SignatureError("signature does not verify") from None
 
 
-def _write_owner_only(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def save_identity(identity: Identity, directory: Path, passphrase: bytes | None = None) -> Path:
     """Write `<id>.key` (private, 0600) and `<id>.pub` (raw public key, hex)."""
     directory = Path(directory)
@@ -125,7 +113,7 @@ def save_identity(identity: Identity, directory: Path, passphrase: bytes | None 
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc
     )
     key_path = directory / f"{identity.member_id}.key"
-    _write_owner_only(key_path, pem)
+    atomic_write(key_path, pem, owner_only=True)
     (directory / f"{identity.member_id}.pub").write_text(identity.public_key.hex() + "\n")
     return key_path
 

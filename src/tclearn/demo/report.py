@@ -8,7 +8,6 @@ for segmentation tasks — one CT slice with the predicted and true contours.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tclearn.demo.record import RunRecord
+from tclearn.fsutil import atomic_write
 
 __all__ = ["write_report", "report_dict", "summary_table", "write_figures", "vault_lines"]
 
@@ -48,16 +48,10 @@ def report_dict(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_report(run: RunRecord, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.json"
-    _atomic_write(path, (json.dumps(report_dict(run), indent=2, sort_keys=False) + "\n").encode())
+    atomic_write(path, (json.dumps(report_dict(run), indent=2, sort_keys=False) + "\n").encode())
     return path
 
 

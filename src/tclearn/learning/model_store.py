@@ -13,9 +13,7 @@ directory, written atomically), tested by one contract test.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Mapping
@@ -25,6 +23,7 @@ import torch
 from tclearn.learning.errors import HashMismatchError, ModelNotFoundError
 from tclearn.learning.serialize import State, hash_bytes, state_from_bytes, state_to_bytes
 from tclearn.errors import LearningError
+from tclearn.fsutil import atomic_write
 
 __all__ = ["ModelStore", "MemoryModelStore", "DirectoryModelStore", "check_model_hash"]
 
@@ -120,18 +119,7 @@ class DirectoryModelStore(ModelStore):
         return _HASH_RE.fullmatch(model_hash or "") is not None and self._path(model_hash).is_file()
 
     def _write(self, model_hash: str, data: bytes) -> None:
-        path = self._path(model_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._path(model_hash), data, owner_only=True)
 
     def _read(self, model_hash: str) -> bytes:
         try:

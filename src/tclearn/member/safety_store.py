@@ -9,11 +9,11 @@ crash leaves either the old snapshot or the new one, never half of one.
 from __future__ import annotations
 
 import abc
-import os
 from pathlib import Path
 
 from tclearn.consensus.snapshot import SafetySnapshot
 from tclearn.errors import StoreError
+from tclearn.fsutil import atomic_write
 
 __all__ = ["SafetyStore", "MemorySafetyStore", "FileSafetyStore"]
 
@@ -57,13 +57,4 @@ class FileSafetyStore(SafetyStore):
         return SafetySnapshot.from_bytes(data)
 
     def save(self, snapshot: SafetySnapshot) -> None:
-        data = snapshot.to_bytes()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, snapshot.to_bytes(), owner_only=True)

@@ -16,7 +16,6 @@ receives `ca.crt` and its own pair, never another member's key.
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tclearn.errors import IdentityError
+from tclearn.fsutil import atomic_write
 from tclearn.identity import check_member_id
 from tclearn.pki.certs import (
     DEFAULT_HOSTS,
@@ -99,16 +99,11 @@ def member_files(directory: Path, member_id: str) -> MemberFiles:
 def write_owner_only(path: Path, data: bytes) -> None:
     """Create `path` with mode 0600 and write `data`; refuse to overwrite."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        atomic_write(path, data, owner_only=True, exclusive=True)
     except FileExistsError:
         raise AlreadyExistsError(f"{path} already exists: refusing to overwrite key material") from None
     except OSError as exc:
         raise KeyFileError(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> bytes:
