@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import queue
 import re
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from tclearn.consensus.messages import MAX_MESSAGE_BYTES
 from tclearn.consensus.wire import decode_message
 from tclearn.errors import RemoteProtocolError
 from tclearn.learning.errors import HashMismatchError, InvalidModelError
+from tclearn.node.governance import GOVERNANCE_BODY_MAX_BYTES, GovernanceRefused
 from tclearn.transport import RequestError, Router, cbor_response, json_response, safetensors_response
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BLOCKS_PER_ANSWER", "NodeAPI", "build_router"]
 
 BLOCKS_PER_ANSWER = 32  # GET /v1/blocks?from=i answers blocks i..i+31 at most
+GOVERNANCE_ANSWER_S = 20.0  # a governance request waits this long for the core thread's answer, then is left queued
 
 
 class NodeAPI:
@@ -82,6 +85,20 @@ class NodeAPI:
             raise RequestError(409, "this node does not propose (node.propose = \"never\")")
         return json_response(node.request_proposal(), 202)
 
+    def on_governance(self, caller: str, body: bytes, query: Any) -> Any:
+        """`tclearn revert|hyperparams|membership`: the node's own certificate only; see node/governance.py."""
+        node = self.node
+        if caller != node.config.member_id:
+            node.log("governance_refused", caller=caller, reason="not this node's own certificate")
+            raise RequestError(403, "only this node's own certificate may ask it for a governance request")
+        try:
+            answer = node.governance.accept(body).result(timeout=GOVERNANCE_ANSWER_S)
+        except GovernanceRefused as exc:
+            raise RequestError(exc.status, str(exc)) from None
+        except FutureTimeout:
+            return json_response({"queued": True, "detail": "the core is busy: the request is queued"}, 202)
+        return json_response(answer, 202)
+
 
 def build_router(node: "Node") -> Router:
     """Every route of a node, with its body limit."""
@@ -92,6 +109,7 @@ def build_router(node: "Node") -> Router:
     router.route("GET", "/v1/blocks", api.on_blocks)
     router.route("GET", "/v1/status", api.on_status)
     router.route("POST", "/v1/propose", api.on_propose, max_body_bytes=1024)
+    router.route("POST", "/v1/governance", api.on_governance, max_body_bytes=GOVERNANCE_BODY_MAX_BYTES)
     from tclearn.dashboard.for_node import mount_node  # the read-only dashboard's pages (GET /, /blocks/…)
     mount_node(router, node)
     return router

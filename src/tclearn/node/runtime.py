@@ -51,6 +51,7 @@ from tclearn.node.api import build_router
 from tclearn.node.config import NodeConfig
 from tclearn.node.data_source import ZERO_TEST_SET_HASH, data_key, member_data, partner_data, task_from_genesis
 from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
+from tclearn.node.governance import GovernanceDesk
 from tclearn.node.layout import NodeLayout
 from tclearn.node.peers import Outboxes
 from tclearn.node.trainer import NodeTrainer
@@ -125,6 +126,8 @@ class Node:
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
         self._stop = threading.Event()
+        # `tclearn revert|hyperparams|membership`: the operator's requests, handed to the driver on the core thread
+        self.governance = GovernanceDesk(cfg.member_id, cfg.data_dir / "governance.jsonl", self.log, self._wake)
         # who may talk to us: the certificate fingerprints genesis records (the config may not widen them)
         members = {m["id"]: m.get("cert_fingerprint", "") for m in payload["members"]}
         for peer in cfg.peers:
@@ -285,6 +288,12 @@ class Node:
                         self.driver.tick()
                 except Exception as exc:
                     self.log("error", where="tick", reason=repr(exc)[:300])
+            if self.governance.waiting():
+                try:
+                    with self.lock:
+                        self.governance.run_queued(self.driver, lambda i: self.store.get(i).kind)
+                except Exception as exc:
+                    self.log("error", where="governance", reason=repr(exc)[:300])
             if self.driver.pending_work() or not self.fetcher.fetched.empty():
                 try:
                     self._run_work()

@@ -83,7 +83,7 @@ class NodeTrainer:
             step = check.factor
         if self.log is not None:
             self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
-                     step=step)
+                     step=step, learning_rate=hp.learning_rate, epochs=hp.epochs, parent=parent_model_hash)
         h = self.store.put_state(res.candidate)
         self.evaluator.add_local_test(res.local_test)
         self.pool.hold_out(res.local_test_ids)
