@@ -39,13 +39,14 @@ KEYS_DIR = "keys"
 # in an optional field would otherwise be silently ignored.
 KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "coalition": frozenset({"id", "level", "supervisor", "founder"}),
-    "members": frozenset({"id", "public_key", "cert_fingerprint"}),
+    "members": frozenset({"id", "public_key", "cert_fingerprint", "certificate", "url"}),  # the last two: kit mode
     "model": frozenset({"task", "architecture", "config", "seed"}),
     "hyperparams": frozenset({"learning_rate", "optimizer", "epochs", "min_batch_size"}),
     "consensus": frozenset({"lambda", "committee_size", "revert_authorized", "max_drop", "stop_patience",
                             "stop_min_delta"}),
     "adaptive_lr": frozenset({"factor", "patience", "min_lr", "min_delta"}),
     "test_set": frozenset({"hash"}),
+    "kit": frozenset({"ca", "test_set", "test_set_kind", "tick_ms", "proposal_timeout_ticks"}),  # tclearn.site.kits
 }
 
 
@@ -186,8 +187,15 @@ def init_command(
     timestamp_ms: Annotated[Optional[int], typer.Option(
         "--timestamp-ms", min=0, help="Genesis time in ms since the epoch (default: now).")] = None,
 ) -> None:
-    """Create a coalition's chain: member keys and the genesis block."""
+    """Create a coalition's chain: member keys and the genesis block.
+
+    Kit mode (members with a `certificate`, or a [kit] table: see `tclearn.site.kits`):
+    OUT/genesis.block and one kit per member; no member key is generated.
+    """
     passphrase = read_passphrase(passphrase_file)
+    if _kit_mode(config):
+        _init_kits(config, out, founder_key, passphrase, timestamp_ms)
+        return
     cfg, generated, genesis = _plan(config, out, passphrase, founder_key, timestamp_ms)
     _write(out, generated, genesis, passphrase)
     typer.echo(f"coalition {cfg.coalition_id} (level {cfg.level}), {len(cfg.members)} members, "
@@ -197,3 +205,30 @@ def init_command(
             else "public key from the config"
         typer.echo(f"  {member.member_id}: {member.public_key.hex()[:16]}…  {note}")
     typer.echo(f"genesis {genesis.block_hash} (model {genesis.model_hash[:12]}) stored in {out / CHAIN_FILE}")
+
+
+def _kit_mode(config_path: Path) -> bool:
+    from tclearn.site.kits import is_kit_config
+
+    return is_kit_config(load_config(config_path))
+
+
+def _init_kits(config_path: Path, out: Path, founder_key: Path | None, passphrase: bytes | None,
+               timestamp_ms: int | None) -> None:
+    """Kit mode: genesis and one kit per member (`tclearn.site.kits`)."""
+    from tclearn.site.kits import plan_kits, write_kits
+
+    data = load_config(config_path)
+    check_known_fields(data)
+    founder = None
+    if founder_key is not None:
+        config, _ = parse_config({k: v for k, v in data.items() if k != "kit"})
+        founder = load_identity(founder_key, config.founder_id, passphrase)
+    plan = plan_kits(config_path, data, out, founder, resolve_initial_model, timestamp_ms)
+    write_kits(plan)
+    cfg = plan.config
+    typer.echo(f"coalition {cfg.coalition_id} (level {cfg.level}), {len(cfg.members)} members, "
+               f"founder {cfg.founder_id}; G {plan.test_set} hash {cfg.test_set_hash}")
+    for kit in plan.kits:
+        typer.echo(f"  {kit.member_id}: {kit.node.url}  kit {out / 'kits' / kit.member_id}")
+    typer.echo(f"genesis {plan.genesis.block_hash} (model {plan.genesis.model_hash[:12]}) in {out / 'genesis.block'}")

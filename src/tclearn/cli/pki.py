@@ -2,6 +2,7 @@
 
     tclearn pki init DIR [--passphrase-file F] [--name NAME] [--days N]
     tclearn pki issue DIR MEMBER [--host NAME/IP ...] [--days N] [--passphrase-file F]
+    tclearn pki sign REQUEST --ca DIR [--days N] [--passphrase-file F]
     tclearn pki list DIR
     tclearn pki fingerprint CERT
 
@@ -10,10 +11,11 @@ Exit codes (20-29 belong to `pki`; 2 is a usage error, as for every command):
     0   success
     20  other PKI error (unreadable directory, key and certificate do not match)
     21  no CA in DIR (run `tclearn pki init` first)
-    22  the CA or the member already exists (nothing was overwritten)
+    22  the CA or the member already exists (nothing was overwritten; `sign`: a request for a name
+        the CA already issued to)
     23  key file problem: wrong or missing passphrase, readable by others
     24  invalid member id, host name or IP address
-    25  invalid certificate
+    25  invalid certificate, or an enrolment request whose CSR or signature does not verify
     26  member not found
 """
 
@@ -120,6 +122,31 @@ def issue_command(
     typer.echo(f"key:         {files.key}")
     typer.echo(f"certificate: {files.cert}")
     typer.echo(f"fingerprint: {files.fingerprint}")
+
+
+@app.command("sign")
+def sign_command(
+    request: Annotated[Path, typer.Argument(help="A site's enrolment request (from `tclearn site init`).")],
+    ca: Annotated[Path, typer.Option("--ca", help="PKI directory holding the coalition CA.")],
+    days: Annotated[int, typer.Option(help="Certificate validity in days (capped at the CA's).", min=1)] = 365,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Sign a site's request into DIR/members/NAME.crt; print its [[members]] entry for coalition.toml.
+
+    Both proofs are checked (the CSR's own signature, the site's Ed25519 signature of the whole
+    request); a name the CA already issued to is refused. No private key is made or seen here.
+    """
+    from tclearn.pki.requests import sign_request
+
+    passphrase = _read_passphrase(passphrase_file)
+    try:
+        signed = sign_request(ca, request, days=days, ca_passphrase=passphrase)
+    except PKIError as exc:
+        _fail(exc)
+    typer.echo(f"certificate: {signed.cert}")
+    typer.echo(f"fingerprint: {signed.fingerprint}")
+    typer.echo(f"entry:       {signed.entry}  (for coalition.toml:)")
+    typer.echo(signed.members_toml(), nl=False)
 
 
 @app.command("list")
