@@ -9,7 +9,7 @@ figures into `--out`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -69,6 +69,9 @@ def demo_command(
                               help="security level: A (public models), B (models only through the supervisor's "
                                    "encrypted vault, every access journaled and anchored in the chain), C (B with a "
                                    "watermarked copy for every partner and validator); --network runs A only"),
+    serve: bool = typer.Option(False, "--serve", help="serve the live dashboard on 127.0.0.1 while the demo runs, "
+                                                      "and after it until Ctrl-C"),
+    serve_port: int = typer.Option(8050, "--serve-port", help="with --serve: the loopback port (0: any free port)"),
 ) -> None:
     """Run a TCLearn coalition on embedded data and report the chain, scores and figures."""
     from tclearn.levels import DEMO_LEVELS, require_runnable_level
@@ -88,6 +91,8 @@ def demo_command(
             raise ConfigError("--task nifti needs --data DIR (imagesTr/ and labelsTr/)")
         options["root"] = str(data)
     n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 120)
+    if serve and network:
+        raise ConfigError("--serve is for the one-process demo; with --network every node serves its own dashboard")
     if network:
         n_rounds = rounds if rounds is not None else NETWORK_ROUNDS.get(task, 12)
         try:
@@ -141,13 +146,17 @@ def demo_command(
         def note(line: str) -> None:
             bar.console.print(line)
 
-        run = run_coalition(opts, progress, note)
+        dashboard, watch = _dashboard(serve, serve_port, opts, bar.console)
+        run = run_coalition(opts, progress, note, watch)
+    if dashboard is not None:
+        dashboard.set_reference(run.centralized_score)
     write_report(run, out)
     figures = write_figures(run, out)
     if json_out:
         import json
 
         typer.echo(json.dumps(report_dict(run), indent=2))
+        _serve_until_interrupted(dashboard, console)
         return
     print_summary(run, console)
     console.print(f"stopped: {run.extra.get('stopped_because', '')}")
@@ -157,3 +166,38 @@ def demo_command(
         for line in vault_lines(run):
             console.print(line)
     console.print(f"wrote {out / 'chain.db'}, {out / 'report.json'}, " + ", ".join(str(p) for p in figures))
+    _serve_until_interrupted(dashboard, console)
+
+
+def _dashboard(serve: bool, port: int, opts: Any, console: Console) -> tuple[Any, Any]:
+    """With --serve: the demo's dashboard and the `watch` hook that starts it once the chains exist."""
+    if not serve:
+        return None, None
+    from tclearn.dashboard.for_demo import DemoDashboard
+
+    dashboard = DemoDashboard(f"demo-{opts.task}-{opts.seed}", port=port)
+
+    def watch(observer: str, stores: Any, journal: Any) -> Any:
+        exported = dashboard.watch(observer, stores, journal)
+        console.print(f"dashboard: {dashboard.url} (live; loopback only)")
+        return exported
+
+    return dashboard, watch
+
+
+def _serve_until_interrupted(dashboard: Any, console: Console) -> None:
+    """Keep the dashboard up after the run until Ctrl-C (or SIGTERM)."""
+    if dashboard is None or dashboard.url is None:
+        return
+    import signal
+    import threading
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    console.print(f"dashboard: still serving {dashboard.url} — Ctrl-C to stop")
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.stop()

@@ -149,11 +149,13 @@ def _coalition_data(task: Any, opts: DemoOptions) -> Any:
 
 
 def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], None] | None = None,
-                  note: Callable[[str], None] | None = None) -> RunRecord:
+                  note: Callable[[str], None] | None = None, watch: Callable[..., Any] | None = None) -> RunRecord:
     """Run the coalition until it converges (the genesis stopping rule) or commits `opts.rounds` blocks.
 
     Returns the record (and writes the chains). `note` receives one line per
-    long step that is not a round (the centralised reference).
+    long step that is not a round (the centralised reference). `watch(observer,
+    chain_stores, journal)` is called once the chains exist (`tclearn demo --serve`:
+    `tclearn.dashboard.for_demo`) and may return a callable that gets `chain.db` once exported.
     """
     opts.check()
     torch.set_num_threads(1)
@@ -218,6 +220,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     stop: dict[str, Any] = {}  # height and reason once the stopping rule fires
     lr_asked: dict[str, float] = {}
     coalition: SimCoalition | None = None
+    journal = None if vault is None else (vault.root / "journal.jsonl", vault.identity.public_key)
+    exported = watch(observer, chain_stores, journal) if watch is not None else None
 
     def on_commit(member: str, block: Block) -> None:
         if member != observer:
@@ -266,6 +270,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     verify_chain(chain, certificate_check=check_certificate)
     verify_s = time.perf_counter() - t0
     _export_chain(chain, out / "chain.db")
+    if exported is not None:
+        exported(out / "chain.db")  # the dashboard moves to the exported chain before the stores close
     for s in chain_stores.values():
         s.close()
     records = [r for r in records if r.index < len(chain)]
