@@ -177,3 +177,25 @@ def test_dashboard_settings_round_trip_and_refuse_bad_values(tmp_path: Path) -> 
     for bad in ({"port": "80"}, {"port": 70000}, {"enabled": "yes"}, {"reference": "high"}, {"colour": 1}):
         with pytest.raises(ConfigError):
             dashboard_settings(bad, cfg)
+
+
+def test_peer_health_reports_head_lag_and_unreachable_peers() -> None:
+    from tclearn.dashboard.source import PeerHealth
+
+    calls = {"m1": 0}
+
+    def m1() -> dict[str, Any]:
+        calls["m1"] += 1
+        return {"height": 7, "ready": True, "head": {"hash": "ab" * 32}}
+
+    def m2() -> dict[str, Any]:
+        raise ConnectionRefusedError("connection refused")
+
+    health = PeerHealth("m0", lambda: {"height": 10, "head": {"hash": "cd" * 32}}, {"m1": m1, "m2": m2},
+                        clock_ms=lambda: 1234)
+    rows = {r.member: r for r in health.rows()}
+    assert rows["m0"].lag == 0 and rows["m0"].note == "this node"
+    assert rows["m1"].reachable and rows["m1"].height == 7 and rows["m1"].lag == 3 and rows["m1"].last_seen_ms == 1234
+    assert not rows["m2"].reachable and "refused" in rows["m2"].note and rows["m2"].lag is None
+    health.rows()
+    assert calls["m1"] == 1  # answers are cached: a page does not cost the peers a request each
