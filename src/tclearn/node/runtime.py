@@ -90,6 +90,11 @@ class Node:
         if str(payload["model"]["task"]) != cfg.task:
             raise ConfigError(f"node.task is {cfg.task!r}, but genesis fixes task {payload['model']['task']!r}")
         self.task = task_from_genesis(payload)
+        # this member's own data (D_i) and G, checked against the task and genesis's test_set.hash
+        # before anything is stored
+        pool_data, test = member_data(cfg.data, cfg.test_set, self.task,
+                                      recorded_test_hash=str(payload.get("test_set_hash", ZERO_TEST_SET_HASH)),
+                                      seed=cfg.seed, partners=cfg.partners, index=cfg.index)
         # level B: models only in memory, fetched from and published to the supervisor's vault (node/vault_link.py)
         self.vault = VaultLink(cfg.vault, cfg.ca_cert, cfg.tls_cert, cfg.tls_key) if cfg.vault is not None else None
         self.models = VaultModelCache(self.vault) if self.vault is not None else DirectoryModelStore(layout.models)
@@ -97,10 +102,6 @@ class Node:
         init = self.task.initial_state(int(payload["model"]["seed"]))
         if self.models.put_state(init) != self.genesis.model_hash:
             raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
-        # this member's own data (D_i) and G, checked against the task and genesis's test_set.hash
-        pool_data, test = member_data(cfg.data, cfg.test_set, self.task,
-                                      recorded_test_hash=str(payload.get("test_set_hash", ZERO_TEST_SET_HASH)),
-                                      seed=cfg.seed, partners=cfg.partners, index=cfg.index)
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])

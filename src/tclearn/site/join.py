@@ -37,8 +37,6 @@ def check_kit(kit: NodeConfig, site: SiteFiles) -> Block:
     """The kit's genesis, once the kit is shown to be this site's (ConfigError naming what differs)."""
     if kit.member_id != site.member_id:
         raise ConfigError(f"this kit is for member {kit.member_id!r}; this site is {site.member_id!r}")
-    if (kit.host, kit.port) != (site.host, site.port):
-        raise ConfigError(f"the kit puts {site.member_id} at {kit.url}, but the site enrolled as {site.url}")
     try:
         genesis = Block.from_bytes(kit.genesis.read_bytes())
         payload = genesis.payload["config"]
@@ -53,6 +51,8 @@ def check_kit(kit: NodeConfig, site: SiteFiles) -> Block:
     if members.get(site.member_id, (b"", ""))[0] != identity.public_key:
         raise ConfigError(f"this kit is for another coalition: the genesis of {coalition!r} does not list this "
                           f"site's identity key as {site.member_id!r}")
+    if (kit.host, kit.port) != (site.host, site.port):
+        raise ConfigError(f"the kit puts {site.member_id} at {kit.url}, but the site enrolled as {site.url}")
     try:
         cert = kit.tls_cert.read_bytes()
         ca = kit.ca_cert.read_bytes()
