@@ -92,7 +92,7 @@ class ModelFetcher:
         with self._lock:
             strikes = self._strikes.get(member, 0)
         floor = MODEL_FETCH_FLOOR_S + self.max_bytes / MODEL_FETCH_MIN_RATE_BPS
-        return max(floor, self.deadline_s / 2 ** min(strikes, 16))
+        return float(max(floor, self.deadline_s / 2 ** min(strikes, 16)))
 
     def failed_recently(self, h: str) -> bool:
         with self._lock:

@@ -146,5 +146,5 @@ def write_mask(path: Path, mask: np.ndarray, affine: Any) -> None:
     name = path.name
     tmp = path.with_name(f".{name[: -len('.nii.gz')] if name.endswith('.nii.gz') else path.stem}.{os.getpid()}"
                          + (".nii.gz" if name.endswith(".nii.gz") else ".nii"))
-    nib.save(nib.Nifti1Image(mask, affine), str(tmp))
+    nib.save(nib.Nifti1Image(mask, affine), str(tmp))  # type: ignore[no-untyped-call]
     os.replace(tmp, path)
