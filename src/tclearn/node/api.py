@@ -18,6 +18,7 @@ from tclearn.consensus.messages import MAX_MESSAGE_BYTES
 from tclearn.consensus.wire import decode_message
 from tclearn.errors import RemoteProtocolError
 from tclearn.learning.errors import HashMismatchError, InvalidModelError
+from tclearn.node.batch_ids import ids_to_wire
 from tclearn.node.governance import GOVERNANCE_BODY_MAX_BYTES, GovernanceRefused
 from tclearn.transport import RequestError, Router, cbor_response, json_response, safetensors_response
 
@@ -72,6 +73,16 @@ class NodeAPI:
         blocks = self.node.store.blocks_range(max(0, start), BLOCKS_PER_ANSWER)
         return cbor_response({"blocks": [b.to_bytes() for b in blocks]})
 
+    def on_batch_ids(self, caller: str, body: bytes, query: Any) -> Any:
+        """The id lists of one of our proposals or of a committed increment (node/batch_ids.py)."""
+        h = query.get("model_hash", "")
+        if not re.fullmatch(r"[0-9a-f]{64}", h):
+            raise RequestError(400, "a model hash is 64 lowercase hex digits")
+        ids = self.node.batch_ids.get(h)
+        if ids is None:
+            raise RequestError(404, "no id lists for this model")
+        return cbor_response(ids_to_wire(ids))
+
     def on_status(self, caller: str, body: bytes, query: Any) -> Any:
         return json_response(self.node.status())
 
@@ -108,6 +119,7 @@ def build_router(node: "Node") -> Router:
     router.route("GET", "/v1/models/{model_hash}", api.on_model)
     router.route("GET", "/v1/blocks", api.on_blocks)
     router.route("GET", "/v1/status", api.on_status)
+    router.route("GET", "/v1/batches/{model_hash}", api.on_batch_ids)
     router.route("POST", "/v1/propose", api.on_propose, max_body_bytes=1024)
     router.route("POST", "/v1/governance", api.on_governance, max_body_bytes=GOVERNANCE_BODY_MAX_BYTES)
     from tclearn.dashboard.for_node import mount_node  # the read-only dashboard's pages (GET /, /blocks/…)

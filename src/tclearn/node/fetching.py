@@ -51,6 +51,8 @@ class ModelFetcher:
         self.prefetch: queue.Queue[tuple[str, str | None]] = queue.Queue(maxsize=64)
         self.to_fetch: queue.Queue[tuple[Any, list[str]]] = queue.Queue()  # (work, missing models): fetcher
         self.fetched: queue.Queue[Any] = queue.Queue()  # work whose models the fetcher is done with: core
+        # also run on the fetcher thread before the work goes back (a node fetches a batch's id lists here)
+        self.prepare: Callable[[Any], None] | None = None
 
     def fetch_model(self, h: str, prefer: str | None = None) -> bool:
         """Fetch model `h` from a peer (`prefer` first; hash and format checked); True if we have it now.
@@ -139,6 +141,11 @@ class ModelFetcher:
             for h in missing:
                 if not self.models.has(h):
                     self.fetch_model(h)
+            if self.prepare is not None:
+                try:
+                    self.prepare(work)
+                except Exception as exc:  # the work still goes back: its evaluation refuses what is missing
+                    self.log("error", where="prepare", reason=repr(exc)[:300])
             self.fetched.put(work)
             self.wake()
 

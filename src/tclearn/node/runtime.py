@@ -37,7 +37,9 @@ import torch
 from tclearn.consensus.messages import MAX_MESSAGE_BYTES, Message
 from tclearn.consensus.params import ConsensusParams
 from tclearn.consensus.progress import Progress
+from tclearn.consensus.actions import Evaluate
 from tclearn.data import DataPool
+from tclearn.data.accounting import BatchIds
 from tclearn.errors import ConfigError
 from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
@@ -50,8 +52,10 @@ from tclearn.member import FileSafetyStore, MemberDriver
 from tclearn.node.api import build_router
 from tclearn.node.config import NodeConfig
 from tclearn.node.data_source import ZERO_TEST_SET_HASH, data_key, member_data, partner_data, task_from_genesis
+from tclearn.node.batch_ids import BatchIdRegistry, IdCheckingEvaluator
 from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
 from tclearn.node.governance import GovernanceDesk
+from tclearn.node.learning_rate import LearningRateAsker
 from tclearn.node.layout import NodeLayout
 from tclearn.node.peers import Outboxes
 from tclearn.node.trainer import NodeTrainer
@@ -104,6 +108,9 @@ class Node:
             raise ConfigError(f"the genesis model hash does not match the initial weights of task {cfg.task!r}")
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
+        # the batches' id lists and the spent-id registry (rebuilt from the chain below); G's ids are never new
+        self.batch_ids = BatchIdRegistry(cfg.data_dir / "batch_ids", self.log,
+                                         test_ids=DataPool(test, data_key(cfg.seed)).ids)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])
         # `tclearn node propose` requests (on-demand mode) and what came of our proposals
         self.propose_pending = 0
@@ -115,13 +122,17 @@ class Node:
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
                                    proposed=self._proposed, log=self.log,
                                    self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
-                                   else None, converged=self.converged) if cfg.trains else None
+                                   else None, converged=self.converged, on_batch=self._own_batch) if cfg.trains else None
         self.store = SQLiteChainStore(layout.chain)
         # the genesis stopping rule, read off the chain (every node reaches the same answer)
         self.stopping = GenesisConfig.from_payload(payload).stopping
         self.progress = Progress()
+        # the genesis adaptive learning-rate policy: the next height's proposer asks for the lower rate
+        lr_policy = GenesisConfig.from_payload(payload).adaptive_lr
+        self.lr_asker = LearningRateAsker(cfg.member_id, lr_policy, self.log) if lr_policy is not None else None
         for b in self.store:
             self.progress.observe(b)
+        self.batch_ids.rebuild(self.store)
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
@@ -145,16 +156,20 @@ class Node:
         model_clients = {m: PeerClient.from_context(url, self.client_ctx, self.allowlist,
                                                     expected_member=m, timeout_s=10.0, retries=0)
                          for m, url in peer_urls.items()}
+        self.peer_clients = dict(model_clients)  # id lists come from the peers, at every level
         if cfg.vault is not None and self.vault is not None:  # level B: models from the vault, never from peers
             model_clients = {cfg.vault.member_id: VaultFetchClient(self.vault)}  # type: ignore[dict-item]
         self.fetcher = ModelFetcher(self.models, model_clients, len(self.models.get(self.genesis.model_hash)),
                                     log=self.log, stop=self._stop, wake=self._wake)
+        self.fetcher.prepare = lambda work: self.batch_ids.fetch_for(
+            getattr(work.action, "candidate_model_hash", None), self.peer_clients)
         self.outboxes = Outboxes(peer_urls, self.client_ctx, self.allowlist, log=self.log, stop=self._stop,
                                  trace=self.trace)
         params = ConsensusParams(proposal_timeout_ticks=cfg.proposal_timeout_ticks)
         self.driver = MemberDriver(
             self.identity, self.store, transport=self.outboxes, clock=WallClock(),
-            evaluator=FetchingEvaluator(self.evaluator, self.models, self.fetcher, self.log), trainer=self.trainer,
+            evaluator=IdCheckingEvaluator(FetchingEvaluator(self.evaluator, self.models, self.fetcher, self.log),
+                                          self.batch_ids, self.log), trainer=self.trainer,
             genesis=self.genesis, safety=FileSafetyStore(layout.safety), params=params,
             verify_on_start=True, defer_work=True,
             on_commit=self._on_commit,
@@ -168,6 +183,10 @@ class Node:
         self._status: dict[str, Any] = {"member": cfg.member_id, "height": self.store.height(), "head": None}
         self.ready = False  # False until the warm-up is done and the core runs
         self._snapshot()
+
+    def _own_batch(self, model_hash: str, new: tuple[str, ...], reused: tuple[str, ...]) -> None:
+        """The trainer proposed `model_hash`: keep its id lists, which validators fetch (GET /v1/batches/…)."""
+        self.batch_ids.put(model_hash, BatchIds(new, reused))
 
     def _proposed(self) -> None:
         """The trainer produced a candidate (core thread)."""
@@ -195,9 +214,12 @@ class Node:
     def _on_commit(self, block: Block) -> None:
         self.log("commit", index=block.index, kind=block.kind, hash=block.block_hash, contributor=block.contributor)
         self.progress.observe(block)
+        if self.lr_asker is not None and not self.converged():
+            self.lr_asker.after_commit(self.progress, self.driver.state, self.driver.request_hyperparams)
         if block.contributor == self.config.member_id and block.kind in ("increment", "rejected"):
             self.own_blocks.append({"index": block.index, "kind": block.kind, "hash": block.block_hash})
         self.fetcher.prefetch_head(block.model_hash, block.contributor)
+        self.batch_ids.on_commit(block)
 
     # --- logging -------------------------------------------------------------------
     def _write(self, record: dict[str, Any]) -> None:
@@ -226,7 +248,8 @@ class Node:
                 if work is None:
                     return
                 missing = self.fetcher.missing_models(work)
-                if missing:
+                if missing or (isinstance(work.action, Evaluate)
+                               and self.batch_ids.lacks(work.action.candidate_model_hash)):
                     self.fetcher.to_fetch.put((work, missing))
                     continue
             with self.lock:
@@ -279,6 +302,7 @@ class Node:
                     with self.lock:
                         if self.trace:
                             self.log("msg_core", sender=sender, kind=type(message).__name__)
+                        self.batch_ids.note(message)
                         self.driver.receive(sender, message)
                 except Exception as exc:
                     self.log("error", where="receive", reason=repr(exc)[:300])
@@ -333,7 +357,7 @@ class Node:
                                  "model_hash": head.model_hash} if head else None,
                         "round": {"height": self.driver.status().work.height}, "commits": self.driver.commits,
                         "evidence": len(self.driver.evidence), "inbox": self.inbox.qsize(),
-                        "converged": self.converged(),
+                        "converged": self.converged(), "batch_ids": self.batch_ids.summary(),
                         "pending_work": self.driver.pending_work(), "fetching": self.fetcher.to_fetch.qsize(),
                         "propose": {"mode": self.config.propose, "pending": self.propose_pending,
                                     "proposals_made": self.proposals_made, "own_blocks": len(self.own_blocks),

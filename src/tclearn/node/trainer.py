@@ -36,9 +36,11 @@ class NodeTrainer:
                  seed: int, record: Path, fetch: Callable[[str], bool] | None = None,
                  wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
                  log: Callable[..., None] | None = None, self_check_floor: float | None = None,
-                 converged: Callable[[], bool] | None = None) -> None:
+                 converged: Callable[[], bool] | None = None,
+                 on_batch: Callable[[str, tuple[str, ...], tuple[str, ...]], None] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
         self.converged = converged
+        self.on_batch = on_batch  # (candidate hash, new ids, re-used ids): the lists this node serves its validators
         self.self_check_floor = self_check_floor
         self.seed, self.record, self.fetch = seed, record, fetch
         self.wanted, self.proposed, self.log = wanted, proposed, log
@@ -85,6 +87,8 @@ class NodeTrainer:
             self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
                      step=step, learning_rate=hp.learning_rate, epochs=hp.epochs, parent=parent_model_hash)
         h = self.store.put_state(res.candidate)
+        if self.on_batch is not None:
+            self.on_batch(h, res.new_ids, res.reused_ids)
         self.evaluator.add_local_test(res.local_test)
         self.pool.hold_out(res.local_test_ids)
         self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected

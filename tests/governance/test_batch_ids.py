@@ -1,0 +1,144 @@
+"""A node's id lists and spent-id registry: lists checked against the proposal, duplicates named, rebuilt equal."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tclearn.consensus.messages import ProposalMsg
+from tclearn.data.accounting import BatchIds
+from tclearn.data.ids import merkle_root
+from tclearn.errors import DataError
+from tclearn.identity import Identity
+from tclearn.ledger.block import EMPTY_ROOT, Block
+from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal
+from tclearn.learning.errors import InvalidModelError
+from tclearn.node.batch_ids import BATCH_IDS_MAX, BatchIdRegistry, IdCheckingEvaluator, ids_from_wire, ids_to_wire
+
+
+def _id(n: int) -> str:
+    return hashlib.sha256(f"sample-{n}".encode()).hexdigest()
+
+
+def _hash(tag: str) -> str:
+    return hashlib.sha256(tag.encode()).hexdigest()
+
+
+def _proposal(proposer: str, model: str, new: list[str], reused: list[str] = ()) -> Proposal:  # type: ignore[assignment]
+    return Proposal(proposer=proposer, height=1, prev_hash=_hash("prev"), parent_model_hash=_hash("parent"),
+                    model_hash=model, increment_hash=_hash("inc" + model), sample_count=len(new),
+                    data_ids_root=merkle_root(new) if new else EMPTY_IDS_ROOT, reused_count=len(reused),
+                    reused_ids_root=merkle_root(reused) if reused else EMPTY_IDS_ROOT,
+                    ).signed_by(Identity.from_seed(proposer, proposer.encode()))
+
+
+def _increment(index: int, proposal: Proposal) -> Block:
+    """An increment block as the registry reads it (the registry trusts the verified chain it is handed)."""
+    return Block(index=index, timestamp=index, kind="increment", prev_hash=_hash(f"b{index - 1}"),
+                 model_hash=proposal.model_hash, contributor=proposal.proposer, strengths={"m0": 0.5, "m1": 0.5},
+                 data_ids_root=EMPTY_ROOT, quality_votes=(), block_votes=(), general="m0",
+                 payload={"proposal": proposal.to_dict()})
+
+
+class _Peer:
+    """A peer's `GET /v1/batches/{hash}` answers, from a dict."""
+
+    def __init__(self, lists: dict[str, BatchIds]) -> None:
+        self.lists, self.asked = lists, 0
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        self.asked += 1
+        import cbor2
+
+        h = path.rsplit("/", 1)[1]
+        body = cbor2.dumps(ids_to_wire(self.lists[h])) if h in self.lists else b""
+
+        class R:
+            status = 200 if h in self.lists else 404
+
+            def cbor(self) -> Any:
+                return cbor2.loads(body)
+        return R()
+
+
+def test_a_claimed_new_sample_already_contributed_is_refused_with_its_id(tmp_path: Path) -> None:
+    logged: list[dict[str, Any]] = []
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: logged.append({"event": e, **f}))
+    first = _proposal("m1", _hash("c1"), [_id(1), _id(2)])
+    reg.put(first.model_hash, BatchIds((_id(1), _id(2))))
+    reg.on_commit(_increment(1, first))
+    assert reg.snapshot() == {_id(1), _id(2)}
+    dup = _proposal("m2", _hash("c2"), [_id(3), _id(2)])
+    reg.note(ProposalMsg(dup))
+    assert reg.lacks(dup.model_hash)
+    peer = _Peer({dup.model_hash: BatchIds((_id(3), _id(2)))})
+    reg.fetch_for(dup.model_hash, {"m2": peer, "m3": _Peer({})})
+    assert not reg.lacks(dup.model_hash)
+
+    class Inner:
+        def evaluate(self, parent: str, candidate: str) -> str:
+            return "scored"
+
+    ev = IdCheckingEvaluator(Inner(), reg, lambda e, **f: logged.append({"event": e, **f}))
+    with pytest.raises(InvalidModelError, match=_id(2)):
+        ev.evaluate(_hash("parent"), dup.model_hash)
+    assert logged[-1]["event"] == "batch_refused" and logged[-1]["data_id"] == _id(2)
+    assert logged[-1]["proposer"] == "m2"
+    # an honest batch passes: a fresh sample and a re-used one the coalition counted
+    ok = _proposal("m2", _hash("c3"), [_id(4)], [_id(1)])
+    reg.note(ProposalMsg(ok))
+    reg.fetch_for(ok.model_hash, {"m2": _Peer({ok.model_hash: BatchIds((_id(4),), (_id(1),))})})
+    assert ev.evaluate(_hash("parent"), ok.model_hash) == "scored"
+
+
+def test_lists_that_do_not_match_the_roots_or_are_missing_are_refused(tmp_path: Path) -> None:
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None, test_ids=[_id(9)])
+    liar = _proposal("m1", _hash("c1"), [_id(1), _id(2)])
+    reg.note(ProposalMsg(liar))
+    # only the proposer's word counts for a candidate: another peer's lists are not asked for
+    other = _Peer({liar.model_hash: BatchIds((_id(1), _id(2)))})
+    reg.fetch_for(liar.model_hash, {"m1": _Peer({}), "m3": other})
+    assert other.asked == 0
+    with pytest.raises(Exception, match="served no id lists"):
+        reg.check(liar.model_hash)
+    reg.fetch_for(liar.model_hash, {"m1": _Peer({liar.model_hash: BatchIds((_id(1), _id(5)))})})
+    with pytest.raises(Exception, match="do not match data_ids_root"):
+        reg.check(liar.model_hash)
+    g = _proposal("m1", _hash("c4"), [_id(9)])
+    reg.note(ProposalMsg(g))
+    reg.fetch_for(g.model_hash, {"m1": _Peer({g.model_hash: BatchIds((_id(9),))})})
+    with pytest.raises(Exception, match="global test set G"):
+        reg.check(g.model_hash)
+    with pytest.raises(DataError):
+        ids_from_wire({"new": [_id(1)] * (BATCH_IDS_MAX + 1), "reused": []})
+    with pytest.raises(DataError):
+        ids_from_wire({"new": ["../etc"], "reused": []})
+
+
+def test_the_registry_rebuilt_from_the_chain_and_the_lists_equals_the_one_before(tmp_path: Path) -> None:
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None)
+    blocks = []
+    peer_lists = {}
+    for i in range(1, 6):
+        p = _proposal(f"m{i % 2}", _hash(f"c{i}"), [_id(10 * i), _id(10 * i + 1)])
+        ids = BatchIds((_id(10 * i), _id(10 * i + 1)))
+        if i % 2:
+            reg.put(p.model_hash, ids)  # our own, or validated
+        else:
+            peer_lists[p.model_hash] = ids  # fetched after the commit
+        blocks.append(_increment(i, p))
+        reg.on_commit(blocks[-1])
+    assert len(reg.missing()) == 2
+    reg.fetch_for(None, {"m0": _Peer(peer_lists)})
+    assert reg.missing() == [] and len(reg.snapshot()) == 10
+    again = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None)
+    again.rebuild(blocks)
+    assert again.snapshot() == reg.snapshot() and again.missing() == []
+    # a list on disk that does not match its block's roots is not counted (and is asked for again)
+    (tmp_path / "ids" / f"{blocks[0].model_hash}.json").write_text('{"new": [], "reused": []}')
+    third = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None)
+    third.rebuild(blocks)
+    assert third.missing() == [blocks[0].model_hash] and len(third.snapshot()) == 8
