@@ -26,10 +26,10 @@ from tclearn.errors import ConsensusError, EncodingError
 from tclearn.identity import Identity
 from tclearn.ledger.block import EMPTY_ROOT, Block
 from tclearn.ledger.encoding import canonical_bytes, sha256_hex
-from tclearn.ledger.genesis import OPTIMIZERS
+from tclearn.ledger.hyperparams import hyperparams_problem
 from tclearn.ledger.records import check_int, check_str
 from tclearn.ledger.state import ChainState
-from tclearn.ledger.verify import HYPERPARAM_KEYS, revert_request_bytes
+from tclearn.ledger.verify import revert_request_bytes
 
 __all__ = ["GOVERNANCE_KINDS", "GovernanceRequest", "request_problem", "build_governance_block", "request_of_block"]
 
@@ -97,21 +97,6 @@ class GovernanceRequest:
         return {**self.body, "requester": self.requester, "request_signature": self.signature}
 
 
-def _hyperparams_problem(hp: Any) -> str | None:
-    if not isinstance(hp, Mapping) or not hp or set(hp) - HYPERPARAM_KEYS:
-        return f"hyperparams must set some of {sorted(HYPERPARAM_KEYS)}"
-    lr = hp.get("learning_rate", 1.0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        return "learning_rate must be a number > 0"
-    if hp.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
-        return f"optimizer must be one of {', '.join(OPTIMIZERS)}"
-    for name in ("epochs", "min_batch_size"):
-        value = hp.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            return f"{name} must be an integer ≥ 1"
-    return None
-
-
 def request_problem(state: ChainState, request: GovernanceRequest, public_key_check: Any = None) -> str | None:
     """Why `request` cannot become the block after `state` (None when it can).
 
@@ -137,7 +122,7 @@ def request_problem(state: ChainState, request: GovernanceRequest, public_key_ch
             return "the head model already is the target's model"
         return None
     if request.kind == "hyperparams":
-        return _hyperparams_problem(body["hyperparams"])
+        return hyperparams_problem(body["hyperparams"])
     if request.requester != state.config.founder_id:
         return "only the founder may change the membership"
     add, remove = body["add"], body["remove"]

@@ -13,11 +13,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from tclearn.errors import LearningError
+from tclearn.ledger.hyperparams import GENESIS_KEYS, OPTIMIZERS  # the coalition's rules, in one place
 
 __all__ = ["HyperParams", "OPTIMIZERS", "GENESIS_KEYS"]
-
-OPTIMIZERS = ("sgd", "adam")
-GENESIS_KEYS = ("learning_rate", "optimizer", "epochs", "min_batch_size")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from tclearn.errors import ConfigError, IdentityError
 from tclearn.identity import Identity, check_member_id
 from tclearn.ledger.block import EMPTY_ROOT, ZERO_HASH, Block
+from tclearn.ledger.hyperparams import OPTIMIZERS, hyperparams_problem  # noqa: F401 (OPTIMIZERS: re-exported)
 from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.ledger.records import check_hash
 from tclearn.quality import DEFAULT_MAX_DROP
@@ -23,7 +24,6 @@ from tclearn.errors import EncodingError
 __all__ = ["GenesisConfig", "MemberInfo", "load_config", "parse_config", "build_genesis", "LEVELS"]
 
 LEVELS = ("A", "B", "C")
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ class GenesisConfig:
             check_hash(self.test_set_hash, "test_set.hash")
         except EncodingError as exc:
             raise ConfigError(str(exc)) from None
-        hp = self.hyperparams
-        if hp.get("optimizer") not in OPTIMIZERS:
-            raise ConfigError(f"hyperparams.optimizer must be one of {', '.join(OPTIMIZERS)}")
+        problem = hyperparams_problem(self.hyperparams, prefix="hyperparams.", complete=True)
+        if problem:
+            raise ConfigError(problem)
 
     @property
     def founder_id(self) -> str:
@@ -227,19 +227,15 @@ def parse_config(
             key = b""
             missing_keys.append(mid)
         members.append(MemberInfo(mid, key, _get(m, f"members[{i}]", "cert_fingerprint", str, "")))
-    lr = _get(hp, "hyperparams", "learning_rate", (int, float))
-    if lr <= 0:
-        raise ConfigError("hyperparams.learning_rate must be > 0")
-    epochs = _get(hp, "hyperparams", "epochs", int)
-    min_batch = _get(hp, "hyperparams", "min_batch_size", int)
-    if epochs < 1 or min_batch < 1:
-        raise ConfigError("hyperparams.epochs and hyperparams.min_batch_size must be ≥ 1")
     hyper = {
-        "learning_rate": float(lr),
+        "learning_rate": float(_get(hp, "hyperparams", "learning_rate", (int, float))),
         "optimizer": _get(hp, "hyperparams", "optimizer", str),
-        "epochs": epochs,
-        "min_batch_size": min_batch,
+        "epochs": _get(hp, "hyperparams", "epochs", int),
+        "min_batch_size": _get(hp, "hyperparams", "min_batch_size", int),
     }
+    problem = hyperparams_problem(hyper, prefix="hyperparams.", complete=True)
+    if problem:
+        raise ConfigError(problem)
     test_set = data.get("test_set", {})
     if not isinstance(test_set, Mapping):
         raise ConfigError("[test_set] must be a table")

@@ -16,13 +16,13 @@ The first failure raises `InvalidBlockError` naming the block and the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from tclearn.errors import EncodingError, InvalidBlockError, SignatureError
 from tclearn.identity import MEMBER_ID_RE, verify_signature
 from tclearn.ledger.block import ZERO_HASH, Block
 from tclearn.ledger.encoding import canonical_bytes, sha256_hex
-from tclearn.ledger.genesis import OPTIMIZERS
+from tclearn.ledger.hyperparams import HYPERPARAM_KEYS, hyperparams_problem
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.state import ChainState
 
@@ -31,7 +31,6 @@ __all__ = ["verify_block", "verify_chain", "check_signatures_only", "Certificate
 
 CertificateCheck = Callable[[ChainState, Block], None]
 SignatureCheck = Callable[[bytes, bytes, bytes], bool]  # (public key, signature, message) -> verifies
-HYPERPARAM_KEYS = {"learning_rate", "optimizer", "epochs", "min_batch_size"}
 
 
 def _fail(block: Block, reason: str) -> InvalidBlockError:
@@ -138,10 +137,7 @@ def _check_kind(state: ChainState, block: Block) -> None:
     if block.model_hash != state.head_model_hash:
         raise _fail(block, f"a {kind} block must leave the head model unchanged")
     if kind == "hyperparams":
-        hp = block.payload.get("hyperparams")
-        if not isinstance(hp, Mapping) or not hp or set(hp) - HYPERPARAM_KEYS:
-            raise _fail(block, f"hyperparams must set some of {sorted(HYPERPARAM_KEYS)}")
-        problem = _hyperparam_problem(hp)
+        problem = hyperparams_problem(block.payload.get("hyperparams"), prefix="hyperparams.")
         if problem:
             raise _fail(block, problem)
     elif kind == "membership":
@@ -161,20 +157,6 @@ def _check_kind(state: ChainState, block: Block) -> None:
         for mid in remove:
             if not isinstance(mid, str) or mid not in state.members:
                 raise _fail(block, f"{mid!r} is not a member")
-
-
-def _hyperparam_problem(hp: Mapping[str, Any]) -> str | None:
-    """What is wrong with new hyper-parameter values (the rules of the genesis config), or None."""
-    lr = hp.get("learning_rate", 1.0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        return "hyperparams.learning_rate must be a number > 0"
-    if hp.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
-        return f"hyperparams.optimizer must be one of {', '.join(OPTIMIZERS)}"
-    for name in ("epochs", "min_batch_size"):
-        value = hp.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            return f"hyperparams.{name} must be an integer ≥ 1"
-    return None
 
 
 def verify_block(state: ChainState, block: Block, certificate_check: CertificateCheck | None = None, *,
