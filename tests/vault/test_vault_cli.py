@@ -116,13 +116,13 @@ def test_offline_exchange_end_to_end(site: dict[str, Path], pki: Path) -> None:
     assert "refused" in shown and "no right to download" in shown
 
 
-# --- level B/C genesis: the one-process demo runs them (tests/levels/); node processes refuse them -------
+# --- level B/C genesis: the demo runs both, nodes run B with a vault (tests/levels/); the rest is refused ---
 
 @pytest.mark.parametrize("command", [["demo", "--level", "B", "--task", "digits", "--network", "--out", "{tmp}/c"],
                                      ["demo", "--level", "C", "--network", "--out", "{tmp}/c"],
-                                     ["coalition", "up", "--level", "B", "--out", "{tmp}/c"],
+                                     ["coalition", "up", "--level", "C", "--out", "{tmp}/c"],
                                      ["demo", "--level", "D", "--out", "{tmp}/c"]])
-def test_level_b_and_c_are_refused_by_node_processes(command: list[str], tmp_path: Path) -> None:
+def test_what_is_not_built_is_refused(command: list[str], tmp_path: Path) -> None:
     result = runner.invoke(app, [c.format(tmp=tmp_path) for c in command])
     assert result.exit_code == 2, result.output
     assert ("do not run here yet" in result.output and "tclearn demo --level" in result.output
@@ -130,7 +130,8 @@ def test_level_b_and_c_are_refused_by_node_processes(command: list[str], tmp_pat
     assert "Traceback" not in result.output and not (tmp_path / "c").exists()
 
 
-def test_a_node_refuses_a_level_b_genesis(tmp_path: Path) -> None:
+@pytest.mark.parametrize("level", ["B", "C"])
+def test_a_node_refuses_a_level_b_genesis_without_a_vault_and_level_c(level: str, tmp_path: Path) -> None:
     from tclearn.identity import load_identity
     from tclearn.ledger.block import Block
     from tclearn.ledger.genesis import GenesisConfig, build_genesis
@@ -139,12 +140,13 @@ def test_a_node_refuses_a_level_b_genesis(tmp_path: Path) -> None:
     configs = setup_coalition(tmp_path / "c", 2, task="digits")
     genesis_path = configs[0].genesis
     genesis = Block.from_bytes(genesis_path.read_bytes())
-    cfg_b = dataclasses.replace(GenesisConfig.from_payload(genesis.payload["config"]), level="B", supervisor="m0")
+    cfg_b = dataclasses.replace(GenesisConfig.from_payload(genesis.payload["config"]), level=level, supervisor="m0")
     founder = load_identity(tmp_path / "c" / "identities" / "m0.key", "m0")
     genesis_path.write_bytes(build_genesis(cfg_b, genesis.model_hash, founder, genesis.timestamp).to_bytes())
     node_toml = tmp_path / "c" / "nodes" / "m1" / "node.toml"
     result = runner.invoke(app, ["node", "serve", "--config", str(node_toml), "--max-seconds", "1"])
-    assert result.exit_code == 2 and "level-B coalitions do not run here yet" in result.output
+    expected = "needs the supervisor's vault service" if level == "B" else "level-C coalitions do not run here yet"
+    assert result.exit_code == 2 and expected in result.output
     assert "Traceback" not in result.output
 
 

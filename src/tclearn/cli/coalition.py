@@ -24,19 +24,24 @@ def up(
     propose: str = typer.Option("turn", "--propose",
                                 help="When nodes propose: turn (whenever their turn comes), on-demand "
                                      "(after `tclearn node propose`), never."),
-    level: str = typer.Option("A", "--level", help="Security level; only A runs yet (B and C are refused)."),
+    level: str = typer.Option("A", "--level",
+                              help="Security level: A (nodes serve models to each other), B (models only through the "
+                                   "supervisor's vault service, which is started too; nothing on disk in the clear); "
+                                   "C is not built for nodes (refused)."),
 ) -> None:
     """Write the CA, certificates, identities, genesis and node.toml files, then start the nodes.
 
     A setup that fails leaves nothing behind (so a rerun works). Exit codes: 0 every node answered,
     2 bad options or `--out` already holds a coalition, 5 not every node answered within --wait.
     """
-    from tclearn.levels import require_runnable_level
+    from tclearn.levels import NODE_LEVELS, require_runnable_level
     from tclearn.node import setup_coalition, start_nodes, wait_for_height
 
-    require_runnable_level(level.upper(), "tclearn coalition up")
+    level = level.upper()
+    require_runnable_level(level, "tclearn coalition up", NODE_LEVELS)
     try:
-        setup_coalition(out, partners, task=task, seed=seed, committee=committee or None, propose=propose)
+        setup_coalition(out, partners, task=task, seed=seed, committee=committee or None, propose=propose,
+                        level=level)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
     pids = start_nodes(out)

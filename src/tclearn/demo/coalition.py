@@ -191,8 +191,9 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     trainers: dict[str, PartnerTrainer] = {}
     shared_g: OrderedDict[str, tuple[float, ...]] = OrderedDict()  # one process: validators share G scores
     for i, m in enumerate(names):
-        # level C: each validator scores its own marked copy, so G scores are not shared
-        inner = Evaluator(task, member_store(m), data.test, shared_g=shared_g if opts.level != "C" else None)
+        # level C: L on each validator's own marked copy, G on the clean model (DemoVault.g_scores)
+        inner = Evaluator(task, member_store(m), data.test,
+                          shared_g=shared_g if vault is None else vault.g_scores(task, data.test, shared_g))
         evaluators[m] = DuplicateCheckingEvaluator(inner, registry, timer)
         trainers[m] = PartnerTrainer(
             m, task, DataPool(data.partners[i], key), inner, member_store(m), hp, seed=opts.seed * 1000 + i,

@@ -56,6 +56,8 @@ class NodeAPI:
         h = query.get("model_hash", "")
         if not re.fullmatch(r"[0-9a-f]{64}", h):
             raise RequestError(400, "a model hash is 64 lowercase hex digits")
+        if getattr(self.node, "vault", None) is not None:  # level B: only the supervisor's vault serves models
+            raise RequestError(404, "level B: models are served by the supervisor's vault only")
         models = self.node.models
         try:
             if not models.has(h):

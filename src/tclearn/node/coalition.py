@@ -45,7 +45,7 @@ def _free_ports(n: int) -> list[int]:
 
 def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits", seed: int = 0,
                     committee: int | None = None, lam: float = 0.95, tick_ms: int = 100,
-                    ports: list[int] | None = None, propose: str = "turn") -> list[NodeConfig]:
+                    ports: list[int] | None = None, propose: str = "turn", level: str = "A") -> list[NodeConfig]:
     """CA, member certificates, Ed25519 identities, genesis and one `node.toml` per member.
 
     All or nothing: if any step fails, what this call created under `out_dir` is removed
@@ -60,6 +60,8 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
         raise ValueError("a coalition needs at least 2 partners")
     if propose not in PROPOSE_MODES:
         raise ValueError(f"propose must be one of {', '.join(PROPOSE_MODES)}")
+    if level not in ("A", "B"):
+        raise ValueError(f"node processes run level A or B, not {level!r}")
     try:
         get_task(task)
     except LearningError as exc:
@@ -67,7 +69,7 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
     existed = out.exists()
     before = set(out.iterdir()) if existed else set()
     try:
-        return _setup(out, partners, task, seed, committee, lam, tick_ms, ports, propose)
+        return _setup(out, partners, task, seed, committee, lam, tick_ms, ports, propose, level)
     except BaseException:
         if not existed:
             shutil.rmtree(out, ignore_errors=True)
@@ -78,7 +80,7 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
 
 
 def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None, lam: float, tick_ms: int,
-           ports: list[int] | None, propose: str) -> list[NodeConfig]:
+           ports: list[int] | None, propose: str, level: str = "A") -> list[NodeConfig]:
     from tclearn.identity import Identity, save_identity
     from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
     from tclearn.learning import get_task, model_hash
@@ -96,12 +98,21 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
     t = get_task(task)
     _, test = partner_data(task, partners, seed, 0)
     hp = t.default_hyperparams.genesis_dict()
+    sup = None
+    if level == "B":  # the supervisor: keys, vault (holding the initial model), vault.toml (node/vault_setup.py)
+        from tclearn.learning.serialize import state_to_bytes
+        from tclearn.node.vault_setup import setup_supervisor
+
+        sup = setup_supervisor(out, pki_dir, pki_dir / "ca.crt", {m: files[m].fingerprint for m in ids},
+                               state_to_bytes(t.initial_state(seed)), _free_ports(1)[0])
+    sup_fields: dict[str, Any] = {} if sup is None else {"supervisor": sup.settings.member_id,
+                                                         "supervisor_key": sup.public_key}
     config = GenesisConfig(
-        coalition_id=f"net-{seed}", level="A",
+        coalition_id=f"net-{seed}", level=level,
         members=tuple(MemberInfo(m, identities[m].public_key, files[m].fingerprint) for m in ids),
         task=t.name, architecture=t.name, model_config=dict(t.config), model_seed=seed, hyperparams=hp,
         lam=lam, committee_size=committee or min(3, partners - 1), test_set_hash=test.digest(), founder=ids[0],
-        revert_authorized=(ids[0],))
+        revert_authorized=(ids[0],), **sup_fields)
     genesis = build_genesis(config, model_hash(t.initial_state(seed)), identities[ids[0]], int(time.time() * 1000))
     (out / "genesis.block").write_bytes(genesis.to_bytes())
     ports = ports or _free_ports(partners)
@@ -114,7 +125,8 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
         cfg = NodeConfig(member_id=m, data_dir=node_dir / "data", identity_key=keys[m], tls_cert=files[m].cert,
                          tls_key=files[m].key, ca_cert=pki_dir / "ca.crt", genesis=out / "genesis.block",
                          port=ports[i], fingerprint=files[m].fingerprint, task=task, seed=seed, index=i,
-                         partners=partners, tick_ms=tick_ms, propose=propose, peers=peers)
+                         partners=partners, tick_ms=tick_ms, propose=propose, peers=peers,
+                         vault=None if sup is None else sup.settings)
         (node_dir / "node.toml").write_text(cfg.to_toml())
         configs.append(cfg)
         summary.append({"member": m, "url": cfg.url, "config": str(node_dir / "node.toml"),
@@ -193,6 +205,13 @@ def start_node(out_dir: Path | str, member: str) -> int:
 
 def start_nodes(out_dir: Path | str) -> dict[str, int]:
     out = Path(out_dir).absolute()
+    from tclearn.node.vault_setup import SUPERVISOR_ID, start_supervisor
+
+    pid = start_supervisor(out)  # level B: the supervisor's vault service, stopped with the nodes
+    if pid is not None:
+        pids = _pids(out)
+        pids[SUPERVISOR_ID] = pid
+        _save_pids(out, pids)
     for e in _summary(out):
         start_node(out, e["member"])
     return _pids(out)

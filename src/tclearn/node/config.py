@@ -10,6 +10,7 @@ from typing import Any
 from tclearn.dashboard.settings import DashboardSettings, dashboard_settings
 from tclearn.errors import ConfigError
 from tclearn.ledger.genesis import load_config
+from tclearn.node.vault_link import VaultSettings, vault_settings
 from tclearn.node.data_spec import DataSpec, parse_data_spec
 
 __all__ = ["NodeConfig", "PeerInfo"]
@@ -65,6 +66,7 @@ class NodeConfig:
     # score a trained candidate on G before proposing it, and shorten an increment the floor would refuse
     self_check: bool = True
     peers: tuple[PeerInfo, ...] = field(default_factory=tuple)
+    vault: VaultSettings | None = None  # [vault]: level B, the supervisor's vault service (tclearn.node.vault_link)
     # this member's own data (D_i) and G, as distributed with the kit ([data], [test_set]; default: built in)
     data: DataSpec = field(default_factory=DataSpec)
     test_set: DataSpec = field(default_factory=DataSpec)
@@ -106,6 +108,7 @@ class NodeConfig:
                 propose=_propose_mode(node.get("propose", "turn")),
                 proposal_timeout_ticks=int(node.get("proposal_timeout_ticks", 100)),
                 self_check=_bool(node.get("self_check", True), "node.self_check"), peers=tuple(peers),
+                vault=vault_settings(data.get("vault"), path),
                 data=parse_data_spec(data.get("data"), "data", path),
                 test_set=parse_data_spec(data.get("test_set"), "test_set", path),
                 dashboard=dashboard_settings(data.get("dashboard"), path),
@@ -129,6 +132,8 @@ class NodeConfig:
         for peer in self.peers:
             lines += ["", "[[peers]]", f"id = {q(peer.member_id)}", f"url = {q(peer.url)}",
                       f"fingerprint = {q(peer.fingerprint)}"]
+        if self.vault is not None:
+            lines += ["", self.vault.to_toml().rstrip("\n")]
         for spec, section in ((self.data, "data"), (self.test_set, "test_set")):
             if not spec.builtin:
                 lines += ["", spec.to_toml(section).rstrip("\n")]

@@ -86,7 +86,12 @@ class NodeTrainer:
         if self.log is not None:
             self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
                      step=step, learning_rate=hp.learning_rate, epochs=hp.epochs, parent=parent_model_hash)
-        h = self.store.put_state(res.candidate)
+        publish = getattr(self.store, "publish_candidate", None)  # level B: through the vault (node/vault_link.py)
+        published = (publish(parent_model_hash, res.candidate, res.increment) if publish is not None
+                     else (self.store.put_state(res.candidate), ""))
+        if published is None:
+            return None  # the vault refused or could not be reached (logged there): pass the turn
+        h, vault_head = published
         if self.on_batch is not None:
             self.on_batch(h, res.new_ids, res.reused_ids)
         self.evaluator.add_local_test(res.local_test)
@@ -101,4 +106,4 @@ class NodeTrainer:
             self.proposed()
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
                          data_ids_root=res.data_ids_root, reused_count=res.reused_count,
-                         reused_ids_root=res.reused_ids_root)
+                         reused_ids_root=res.reused_ids_root, vault_head=vault_head)

@@ -1,0 +1,145 @@
+"""Security levels side by side: the same demo coalition at level A, B (vault) and C (vault + watermarks).
+
+For each seed the one-process demo (`tclearn.demo.coalition.run_coalition`)
+runs three times with everything else equal, to convergence (the genesis
+stopping rule) or the round cap:
+
+* A: public models in memory;
+* B: every model and increment through the supervisor's encrypted vault,
+  every access journaled, the journal head anchored in each proposal;
+* C: B, and every partner and validator works on its own watermarked copy
+  (increments merged into the clean model).
+
+Figures per run: final score on G, blocks, accepted / rejected, honest
+rejections, validators flagged for G scores that differ from the majority's
+(at C each validator scores its own marked copy), wall time, journal entries
+and bytes, vault bytes on disk, watermarked copies, the time of
+`verify_journal_against_chain` (what `tclearn audit verify --chain` runs), and
+whether B's head models are A's (the same bytes: the vault must not change
+what is learnt). The cost of the marks is C's final score minus A's.
+
+    python bench/levels.py [--task digits] [--partners 4] [--seeds 0 1 2] [--rounds 200]
+                           [--out bench/results/levels.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.vault_models import VAULT_DIR
+from tclearn.ledger.sqlite_store import open_store
+from tclearn.vault.anchors import verify_journal_against_chain
+
+LEVELS = ("A", "B", "C")
+
+
+def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: Path) -> dict[str, Any]:
+    out = work / f"{task}-{seed}-{level}"
+    run = run_coalition(DemoOptions(task=task, partners=partners, rounds=rounds, seed=seed, out=out,
+                                    centralized=False, level=level))
+    with open_store(out / "chain.db", read_only=True) as store:
+        chain = list(store)
+    row: dict[str, Any] = {
+        "task": task, "partners": partners, "seed": seed, "level": level, "final_score": run.final_score,
+        "blocks": len(chain) - 1, "accepted": run.accepted, "rejected": run.rejected,
+        "honest_rejection_rate": run.honest_rejection_rate(), "wall_time_s": run.wall_time_s,
+        "flagged_votes": sum(len(b.payload.get("flagged", [])) for b in chain),
+        "model_hashes": [b.model_hash for b in chain], "stopped_because": run.extra.get("stopped_because"),
+        "timings_s": run.timings_s,
+    }
+    vault = run.extra.get("vault")
+    if vault:
+        t0 = time.perf_counter()
+        checked = verify_journal_against_chain(out / VAULT_DIR / "journal.jsonl", chain)
+        row["audit_verify_chain_s"] = time.perf_counter() - t0
+        row["anchors_checked"] = len(checked.anchors)
+        for k in ("journal_entries", "journal_bytes", "bytes_on_disk", "objects", "granted", "refused", "actions",
+                  "watermarked_copies"):
+            if k in vault:
+                row[k] = vault[k]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="digits")
+    ap.add_argument("--partners", type=int, default=4)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out_path = args.out or Path(__file__).with_name("results") / f"levels_{args.task}.json"
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-levels-") as tmp:
+        for seed in args.seeds:
+            for level in LEVELS:
+                row = one_run(args.task, args.partners, seed, args.rounds, level, Path(tmp))
+                rows.append(row)
+                print(f"seed {seed} level {level}: score {row['final_score']:.4f}, {row['blocks']} blocks "
+                      f"({row['accepted']} accepted, {row['rejected']} rejected), {row['wall_time_s']:.1f} s",
+                      flush=True)
+    by = {(r["seed"], r["level"]): r for r in rows}
+    for seed in args.seeds:
+        a, b, c = (by[(seed, lv)] for lv in LEVELS)
+        b["same_models_as_A"] = b["model_hashes"] == a["model_hashes"]
+        c["score_minus_A"] = c["final_score"] - a["final_score"]
+        b["score_minus_A"] = b["final_score"] - a["final_score"]
+    summary = {}
+    for level in LEVELS:
+        rs = [by[(s, level)] for s in args.seeds]
+        scores = np.array([r["final_score"] for r in rs])
+        summary[level] = {
+            "final_score_mean": float(scores.mean()), "final_score_std": float(scores.std(ddof=1)) if len(rs) > 1 else 0.0,
+            "blocks_mean": float(np.mean([r["blocks"] for r in rs])),
+            "rejected_total": int(sum(r["rejected"] for r in rs)),
+            "flagged_votes_total": int(sum(r["flagged_votes"] for r in rs)),
+            "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in rs])),
+            "score_minus_A_mean": (float(np.mean([r["score_minus_A"] for r in rs])) if level != "A" else 0.0),
+            "score_minus_A_per_seed": [r.get("score_minus_A", 0.0) for r in rs],
+        }
+        if level != "A":
+            summary[level].update({
+                "journal_entries_mean": float(np.mean([r["journal_entries"] for r in rs])),
+                "journal_bytes_mean": float(np.mean([r["journal_bytes"] for r in rs])),
+                "vault_bytes_mean": float(np.mean([r["bytes_on_disk"] for r in rs])),
+                "audit_verify_chain_s_mean": float(np.mean([r["audit_verify_chain_s"] for r in rs])),
+            })
+        if level == "B":
+            summary[level]["same_models_as_A"] = all(r["same_models_as_A"] for r in rs)
+        if level == "C":
+            summary[level]["watermarked_copies_mean"] = float(np.mean([sum(r["watermarked_copies"].values())
+                                                                       for r in rs]))
+    print()
+    print(f"{'level':<6}{'score (mean ± sd)':>20}{'− A (points)':>14}{'blocks':>8}{'rejected':>10}{'flagged':>9}"
+          f"{'wall s':>8}{'journal':>9}{'vault MB':>10}{'verify s':>10}")
+    for level in LEVELS:
+        s = summary[level]
+        print(f"{level:<6}{s['final_score_mean']:>12.4f} ± {s['final_score_std']:.4f}"
+              f"{100 * s['score_minus_A_mean']:>+14.2f}{s['blocks_mean']:>8.1f}{s['rejected_total']:>10}"
+              f"{s['flagged_votes_total']:>9}{s['wall_time_s_mean']:>8.1f}"
+              f"{s.get('journal_entries_mean', 0):>9.0f}{s.get('vault_bytes_mean', 0) / 1e6:>10.2f}"
+              f"{s.get('audit_verify_chain_s_mean', 0):>10.3f}")
+    for r in rows:
+        r.pop("model_hashes")
+    doc = {"bench": "levels", "task": args.task, "partners": args.partners, "seeds": args.seeds,
+           "rounds_cap": args.rounds, "summary": summary, "runs": rows,
+           "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                       "load": os.getloadavg()}}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()

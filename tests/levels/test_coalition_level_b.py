@@ -1,0 +1,87 @@
+"""`tclearn coalition up --level B`: node processes that fetch and publish models only through the vault service."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tclearn.cli.app import app
+from tclearn.ledger.records import Proposal
+from tclearn.node import chains, setup_coalition, start_nodes, stop_nodes, wait_for_height
+from tclearn.node.coalition import _client, _summary
+from tclearn.node.vault_setup import SUPERVISOR_ID, supervisor_dir
+from tclearn.vault.journal import read_journal
+from tclearn.vault.storage import Vault
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def coalition_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("net-b") / "c"
+    setup_coalition(out, 3, task="digits", seed=0, level="B")
+    try:
+        start_nodes(out)
+        assert wait_for_height(out, 3, 240), "the level-B coalition did not reach height 3"
+        head = next(iter(chains(out).values()))[0].model_hash
+        entry = _summary(out)[1]
+        served = _client(out, entry).get(f"/v1/models/{head}")  # a peer asks a node for the genesis model
+        (out / "node_model_status.txt").write_text(str(served.status))
+    finally:
+        stop_nodes(out)
+    return out
+
+
+def test_nodes_fetch_and_publish_only_through_the_vault(coalition_b: Path) -> None:
+    out = coalition_b
+    all_chains = chains(out)
+    common = min(len(c) for c in all_chains.values())
+    assert common >= 4
+    first = next(iter(all_chains.values()))
+    assert all(c[i].block_hash == first[i].block_hash for c in all_chains.values() for i in range(common))
+    config = first[0].payload["config"]
+    assert config["level"] == "B" and config["supervisor"] == SUPERVISOR_ID
+    assert bytes(config["supervisor_key"]).hex() == (supervisor_dir(out) / "vault" / "supervisor.pub").read_text().strip()
+    assert (out / "node_model_status.txt").read_text() == "404"  # nodes serve no model to peers
+    entries = read_journal(supervisor_dir(out) / "vault" / "journal.jsonl")
+    granted = {(e.actor, e.action) for e in entries if e.outcome == "granted"}
+    assert {("m0", "use"), ("m1", "use"), ("m2", "use")} <= granted
+    published = {e.object for e in entries if e.action == "publish" and e.outcome == "granted"}
+    for b in first[1:common]:
+        if b.kind in ("increment", "rejected"):
+            p = Proposal.from_dict(b.payload["proposal"])
+            assert p.model_hash in published and p.increment_hash in published and p.vault_head
+    for m in ("m0", "m1", "m2"):
+        assert not (out / "nodes" / m / "data" / "models").exists()
+
+
+def test_audit_verify_checks_the_vault_against_a_nodes_chain(coalition_b: Path) -> None:
+    vault = supervisor_dir(coalition_b) / "vault"
+    result = runner.invoke(app, ["audit", "verify", str(vault), "--chain",
+                                 str(coalition_b / "nodes" / "m1" / "data" / "chain.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert "chain anchors ok" in result.output
+
+
+def test_no_model_bytes_on_any_disk_in_the_clear(coalition_b: Path) -> None:
+    root = supervisor_dir(coalition_b)
+    vault = Vault.open(root / "vault", (root / "vault.passphrase").read_bytes().strip())
+    probes = []
+    for object_id in vault.ids():
+        data = bytes(vault.get(object_id)[0])
+        (n,) = struct.unpack("<Q", data[:8])
+        body = data[8 + n:]
+        windows = [body[i: i + 64] for i in range(0, len(body) - 64, max(64, len(body) // 16))]
+        probes += [data[: 8 + n]] + [w for w in windows if len(set(w)) >= 24]
+    assert len(probes) > 20
+    for path in (p for p in coalition_b.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        if len(raw) >= 10:
+            (n,) = struct.unpack("<Q", raw[:8])
+            assert not (0 < n < len(raw) and raw[8:10] == b'{"'), f"{path} looks like a safetensors file"
+        for probe in probes:
+            assert probe not in raw, f"{path} holds model bytes in the clear"
