@@ -143,6 +143,8 @@ def test_dashboard_over_mutual_tls_in_a_real_browser(coalition: dict[str, Any]) 
             newest = int(page.locator("#timeline tbody tr").first.get_attribute("data-index") or "0")
             assert newest > loaded, "no block appeared without a reload"
             assert "rejected" in rejected.inner_text() and "validators rejected" in rejected.inner_text()
+            page.wait_for_function("""() => Number(document.querySelector('.card[data-card="rejected"] .value')
+                                                    .textContent) >= 1""")  # the cards follow too
             page.wait_for_selector("#score-chart[data-drawn]")
             _shot(page, "timeline")
 
@@ -154,6 +156,7 @@ def test_dashboard_over_mutual_tls_in_a_real_browser(coalition: dict[str, Any]) 
             assert block.block_hash in page.content()
             votes = page.locator("#votes tbody tr")
             assert votes.count() == len(block.quality_votes) and "reject" in votes.first.inner_text()
+            assert all(v.validator in page.inner_text("dl.fields") for v in block.quality_votes)  # committee drawn
             _shot(page, "block", full_page=True)
 
             page.goto(url + "/members")

@@ -52,7 +52,9 @@ def node_source(node: "Node", settings: DashboardSettings) -> DashboardSource:
     coalition = node.genesis.payload.get("config", {}).get("coalition_id", "coalition")
     source = DashboardSource(ChainIndex(node.store), title=str(coalition), member=cfg.member_id, health=health,
                              journal=journal, reference=settings.reference)
-    source.sync()  # index the chain now (the node verified it on start), not on the first page
+    # index the chain in the background (10,000 blocks: seconds, mostly decoding them), not on the node's
+    # start path nor on the first page; a page asked meanwhile waits for the index's lock
+    threading.Thread(target=source.sync, name="tclearn-dashboard-index", daemon=True).start()
     return source
 
 

@@ -333,6 +333,18 @@ class ChainIndex:
             state = state.apply(block)
         return state
 
+    def committee(self, index: int) -> tuple[str, ...]:
+        """The validators the protocol drew for height `index` (sorted; empty when it cannot be drawn)."""
+        from tclearn.consensus.committee import committee_for
+
+        state = self.state_before(index)
+        if state is None:
+            return ()
+        try:
+            return tuple(sorted(committee_for(state, index).validators))
+        except TCLearnError:
+            return ()
+
     def verify(self, block: Block) -> Verdict:
         """Does `block` verify against the chain before it (ledger rules, then the consensus certificate)?"""
         from tclearn.consensus.certificate import make_certificate_check

@@ -152,7 +152,7 @@ def _hex(data: bytes, n: int = 32) -> str:
     return f'<code title="{esc(text)}">{esc(text[:n])}…</code>' if len(text) > n else f"<code>{esc(text)}</code>"
 
 
-def block_page(source: DashboardSource, block: Block, verdict: Verdict) -> str:
+def block_page(source: DashboardSource, block: Block, verdict: Verdict, committee: Sequence[str] = ()) -> str:
     index = source.index
     row = index.row(block.index)
     i = block.index
@@ -170,6 +170,7 @@ def block_page(source: DashboardSource, block: Block, verdict: Verdict) -> str:
              ("model hash", f"<code>{esc(block.model_hash)}</code>"),
              ("data ids root", f"<code>{esc(block.data_ids_root)}</code>"),
              ("general's signature", _hex(block.general_signature)),
+             ("committee drawn", esc(", ".join(committee)) or "<span class=muted>none (genesis)</span>"),
              ("head G score", esc(_score(index.score(block.model_hash))) or "<span class=muted>not measured</span>")]
     if row is not None and row.reason:
         pairs.append(("decision" if block.kind != "rejected" else "why rejected", esc(row.reason)))
@@ -193,10 +194,10 @@ def block_page(source: DashboardSource, block: Block, verdict: Verdict) -> str:
     cert = [f"<tr><td>{esc(bv.validator)}</td><td><code>{esc(bv.signing_hash[:16])}…</code></td>"
             f"<td>{_hex(bv.signature, 24)}</td></tr>" for bv in block.block_votes]
     strengths = [f"<tr><td>{esc(m)}</td><td class=num>{s:.4f}</td></tr>" for m, s in sorted(block.strengths.items())]
-    committee = index.state.config.committee_size if index.state is not None else len(block.block_votes)
+    size = len(committee) or (index.state.config.committee_size if index.state is not None else 0)
     body = (f'<h1>Block {i} {_kind(block.kind)}</h1><div class="pager">{"".join(links)}</div>'
             + _verdict(verdict) + _fields(pairs)
-            + f"<h2>Quality votes ({len(block.quality_votes)} of a committee of {committee})</h2>"
+            + f"<h2>Quality votes ({len(block.quality_votes)} of a committee of {size})</h2>"
             + (_table(("validator", "vote", "G old", "G new", "L old", "L new", "upper bound", "G check"), votes,
                       table_id="votes", numeric=(2, 3, 4, 5, 6))
                if votes else "<p class=muted>no quality votes (a governance block or genesis)</p>")

@@ -101,7 +101,8 @@ def mount(router: Router, source: DashboardSource) -> None:
         if not raw.isdigit() or int(raw) > height:
             return _html(pages.not_found_page(source, f"no block {raw} on this chain (height {height})"), 404)
         found = source.index.store.get(int(raw))
-        return _html(pages.block_page(source, found, source.index.verify(found)))
+        index = source.index
+        return _html(pages.block_page(source, found, index.verify(found), index.committee(found.index)))
 
     def members(caller: str, body: bytes, query: Any) -> HandlerResult:
         source.sync()
