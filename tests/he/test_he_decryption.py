@@ -117,3 +117,27 @@ def test_a_layer_larger_than_the_slots_is_split_across_ciphertexts(secret_ctx: A
     with torch.no_grad():
         ref = net(torch.tensor(images, dtype=torch.float32)[:, None]).double().numpy()
     assert np.abs(logits - ref).max() < 1e-2
+
+
+def test_a_request_off_the_wire_is_signed_checked_and_decrypted(authority: HEAuthority, public_ctx: Any,
+                                                               journal: Journal) -> None:
+    from tclearn.he.wire import seal_request
+    from tclearn.identity import Identity
+
+    alice, mallory = Identity.from_seed("hospital-a", b"a"), Identity.from_seed("mallory", b"m")
+    keys = {"hospital-a": alice.public_key}
+    w = _weights()
+    member = HEMember("hospital-a", public_ctx)
+    enc = member.load_logreg(authority.encrypt_logreg("lr-0", w))
+    req = member.predict_logreg("lr-0", enc, _samples(5))
+    sealed = seal_request(alice, req)
+    assert np.allclose(authority.decrypt_sealed(sealed, keys), plain_logits(w, _samples(5)), atol=1e-2)
+    from tclearn.ledger.encoding import canonical_bytes, decode
+
+    forged = decode(seal_request(mallory, DecryptionRequest("mallory", "lr-0", 5, req.ciphertexts)))
+    as_alice = canonical_bytes({**forged, "member": "hospital-a"})  # mallory's signature under alice's name
+    unknown = canonical_bytes(forged)  # mallory is not a member
+    for bad in (as_alice, unknown, sealed[:-3], b"\xa0"):
+        with pytest.raises(DecryptionRefused):
+            authority.decrypt_sealed(bad, keys)
+        assert _last(journal).outcome == "refused"

@@ -11,7 +11,7 @@ import tenseal as ts
 from tclearn.he.authority import ACTION_REFRESH, HEAuthority
 from tclearn.he.errors import DecryptionRefused
 from tclearn.he.logreg import load_breast_cancer_coalition, plain_epoch, plain_train
-from tclearn.he.logreg_encrypted import MASK_BOUND, encrypt_weights
+from tclearn.he.logreg_encrypted import MASK_BOUND
 from tclearn.he.member import HEMember
 from tclearn.he.validation import committee_accepts, judge_encrypted_candidate
 from tclearn.vault.journal import Journal

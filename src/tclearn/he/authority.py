@@ -35,7 +35,7 @@ from tclearn.he.context import level_of, load_vector, public_context_bytes
 from tclearn.he.digits_encrypted import (DIGITS_DEPTH, DigitsLayout, EncryptedDigits, decode_digits,
                                          encrypt_digits, result_count)
 from tclearn.he.digits_net import DigitsWeights
-from tclearn.he.errors import DecryptionRefused, HEError, MalformedCiphertext
+from tclearn.he.errors import BadRequest, DecryptionRefused, HEError, MalformedCiphertext
 from tclearn.he.logreg import WIDTH
 from tclearn.he.logreg_encrypted import LR_PREDICT_DEPTH, encrypt_weights
 from tclearn.he.resemblance import Verdict, check_resemblance, protected_vectors
@@ -142,12 +142,14 @@ class HEAuthority:
     # -- decryption ---------------------------------------------------------------------------
     def decrypt(self, req: DecryptionRequest) -> np.ndarray:
         """Logits of the stated samples ([n] for logreg, [n, 10] for digits), or DecryptionRefused."""
-        detail: dict[str, Any] = {"samples": int(req.n_samples) if isinstance(req.n_samples, int) else -1,
-                                  "ciphertexts": len(req.ciphertexts)}
+        counted = type(req.n_samples) is int
+        detail: dict[str, Any] = {"samples": req.n_samples if counted else -1, "ciphertexts": len(req.ciphertexts)}
+        if len(req.ciphertexts) > MAX_REQUEST_CIPHERTEXTS:  # bounded before any parsing
+            self._refuse(req, f"shape: more than {MAX_REQUEST_CIPHERTEXTS} ciphertexts", detail)
         model = self._models.get(req.model_id)
         if model is None:
             self._refuse(req, "no such encrypted model", detail)
-        if not isinstance(req.n_samples, int) or not 1 <= req.n_samples <= MAX_REQUEST_SAMPLES:
+        if not counted or not 1 <= req.n_samples <= MAX_REQUEST_SAMPLES:
             self._refuse(req, f"the sample count must lie in 1..{MAX_REQUEST_SAMPLES}", detail)
         sizes, level = self._expected(model, req.n_samples)
         if len(req.ciphertexts) != len(sizes):
@@ -174,6 +176,17 @@ class HEAuthority:
         self.journal.append(req.member, ACTION_DECRYPT, req.model_id, "granted", "result decrypted", req.ref, detail)
         self._samples[req.member] += req.n_samples
         return values
+
+    def decrypt_sealed(self, data: bytes, member_keys: dict[str, bytes]) -> np.ndarray:
+        """`decrypt` for a request off the wire (`tclearn.he.wire`): size and signature checked first."""
+        from tclearn.he.wire import open_request  # wire imports this module
+
+        try:
+            req = open_request(data, member_keys)
+        except BadRequest as exc:
+            self.journal.append("?", ACTION_DECRYPT, None, "refused", f"request: {exc}", "", {"bytes": len(data)})
+            raise DecryptionRefused(str(exc)) from None
+        return self.decrypt(req)
 
     def _expected(self, model: _Model, n: int) -> tuple[list[int], int]:
         top = self.ctx.seal_context().data.first_context_data().chain_index()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tclearn.errors import TCLearnError
 
-__all__ = ["HEError", "DecryptionRefused", "MalformedCiphertext", "SecretKeyLeak"]
+__all__ = ["HEError", "DecryptionRefused", "MalformedCiphertext", "SecretKeyLeak", "BadRequest"]
 
 
 class HEError(TCLearnError):
@@ -25,3 +25,7 @@ class MalformedCiphertext(HEError):
 
 class SecretKeyLeak(HEError):
     """Raised when a context meant for a member holds the secret key."""
+
+
+class BadRequest(HEError):
+    """Raised when a sealed request is too large, not canonical CBOR, or not signed by the member it names."""
