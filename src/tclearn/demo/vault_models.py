@@ -238,7 +238,7 @@ class CleanGScores(OrderedDict[str, tuple[float, ...]]):
         super().__init__()
         self._clean = Evaluator(task, supervisor_store, global_test)
 
-    def get(self, model_hash: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, model_hash: str, default: Any = None) -> Any:
         found = super().get(model_hash)
         if found is None:
             found = self._clean.scores(model_hash)[0]
