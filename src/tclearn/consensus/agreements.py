@@ -1,8 +1,8 @@
 """The two agreements of a height, and how their effects become messages and decisions.
 
 A validator runs two Tendermint agreements (`agreement.Agreement`) per
-height: "block" on the unsealed block (values built and checked by the
-quality round), then "seal" on the sealed block (the decided block with its
+height: "block" on the unsealed block (values built and checked by
+`unsealed.UnsealedBlocks`), then "seal" on the sealed block (the decided block with its
 block votes, built and checked by the certification). This part owns both
 instances, the values peers ask us for, and turns what the agreements emit
 (`tally` effects) into round messages, a decided block or a commit.
@@ -19,8 +19,8 @@ from tclearn.consensus.messages import (
     DecidedMsg, RoundProposal, RoundVotes, ValueReply, ValueRequest, VoteCertificate, VoteEntry,
 )
 from tclearn.consensus.phases import HeightEvent, HeightPhase
-from tclearn.consensus.quality_round import QualityRound
 from tclearn.consensus.snapshot import InstanceSnapshot, SafetySnapshot
+from tclearn.consensus.unsealed import UnsealedBlocks
 from tclearn.consensus.tally import DecidedOut, Effect, MisbehaviourOut, NeedValueOut, ProposeOut, VoteOut
 from tclearn.ledger.block import Block
 
@@ -35,7 +35,7 @@ MAX_VALUE_REPLIES_PER_PEER = 8
 class Agreements:
     """The block and seal agreements of one height (both None for an observer)."""
 
-    def __init__(self, ctx: HeightContext, quality: QualityRound, certification: Certification) -> None:
+    def __init__(self, ctx: HeightContext, unsealed: UnsealedBlocks, certification: Certification) -> None:
         self.ctx = ctx
         self.certification = certification
         self.block: Agreement | None = None
@@ -44,7 +44,7 @@ class Agreements:
         self._fetching: set[str] = set()
         if ctx.is_validator:
             self.block = Agreement("block", ctx.committee, ctx.me, ctx.params, value_id=ctx.signing_id,
-                                   validate=quality.valid_unsealed, build=quality.build_unsealed,
+                                   validate=unsealed.valid, build=unsealed.build,
                                    sign=ctx.signer("block"), check=ctx.checker("block"))
             self.seal = Agreement("seal", ctx.committee, ctx.me, ctx.params, value_id=ctx.sealed_id,
                                   validate=certification.valid_sealed, build=certification.build_sealed,

@@ -22,6 +22,7 @@ from tclearn.consensus.messages import BlocksRequest, BlockVoteMsg, CommittedMsg
 from tclearn.consensus.phases import HeightEvent, HeightPhase
 from tclearn.consensus.quality_round import QualityRound
 from tclearn.consensus.snapshot import SafetySnapshot
+from tclearn.consensus.unsealed import UnsealedBlocks
 from tclearn.errors import InvalidBlockError
 from tclearn.ledger.block import Block
 from tclearn.ledger.records import BlockVote
@@ -39,9 +40,10 @@ MAX_FULL_BLOCKS = 4
 class Certification:
     """Block votes, the decided block, sealed blocks, the commit and the attestations of one height."""
 
-    def __init__(self, ctx: HeightContext, quality: QualityRound) -> None:
+    def __init__(self, ctx: HeightContext, quality: QualityRound, unsealed: UnsealedBlocks) -> None:
         self.ctx = ctx
         self.quality = quality
+        self.unsealed = unsealed
         self.agreements: Agreements | None = None  # wired by the height once the agreements exist
         self.bvs: dict[str, dict[str, BlockVote]] = {}
         self.bv_of: dict[str, BlockVote] = {}
@@ -179,7 +181,7 @@ class Certification:
         result: ChainState | None = None
         if block.block_hash == bid:
             try:
-                if self.quality.passed_unsealed_checks(block):
+                if self.unsealed.passed_checks(block):
                     # its unsealed form passed every other check already: only the votes are new
                     check_block_votes(ctx.state, block, ctx.committee, ctx.verifier, ctx.signing_id(block))
                     result = ctx.state.apply(block)

@@ -30,8 +30,9 @@ Theory of operation (the protocol at one height h; `core` says why it is safe):
    validators attest it (honest validators attest only the decided seal), or
    on such a proof; a lagging validator likewise.
 
-The parts, each owning its state: `QualityRound` (steps 1–3: proposals,
-evaluations, quality votes, the unsealed block), `Certification` (steps 4–6:
+The parts, each owning its state: `QualityRound` (steps 1–2: proposals,
+evaluations, quality votes), `UnsealedBlocks` (step 3: the block a general
+builds, and the check of others'), `Certification` (steps 4–6:
 block votes, the sealed block, the commit, attestations) and `Agreements`
 (the two Tendermint instances). They share a `HeightContext` (facts, clock,
 ordered outbox, phase). `Height` is the coordinator: `phases.admit` decides,
@@ -56,6 +57,7 @@ from tclearn.consensus.params import ConsensusParams
 from tclearn.consensus.phases import Admission, HeightPhase, admit
 from tclearn.consensus.quality_round import QualityRound
 from tclearn.consensus.snapshot import SafetySnapshot
+from tclearn.consensus.unsealed import UnsealedBlocks
 from tclearn.consensus.verifier import SignatureVerifier
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
@@ -85,8 +87,9 @@ class Height:
         self.ctx = HeightContext(identity=identity, state=state, committee=committee, params=params,
                                  verifier=verifier, now_tick=now_tick, now_ms=now_ms, members=members)
         self.quality = QualityRound(self.ctx)
-        self.certification = Certification(self.ctx, self.quality)
-        self.agreements = Agreements(self.ctx, self.quality, self.certification)
+        self.unsealed = UnsealedBlocks(self.ctx, self.quality)
+        self.certification = Certification(self.ctx, self.quality, self.unsealed)
+        self.agreements = Agreements(self.ctx, self.unsealed, self.certification)
         self.quality.agreements = self.certification.agreements = self.agreements
         self.head_proof: Any = None  # seal proof of the parent block, kept in the safety snapshot
         q, c, a = self.quality, self.certification, self.agreements

@@ -1,4 +1,4 @@
-"""The quality round of a height: proposals, evaluations, quality votes, and the block a general builds.
+"""The quality round of a height: proposals, evaluations, quality votes, governance requests.
 
 Steps 1–3 of a height (see `height.py`): the scheduled proposer trains and
 signs a proposal; each validator evaluates the candidate (an `Evaluate`
@@ -6,27 +6,22 @@ action, answered through `on_evaluated`), judges it with
 `tclearn.quality.judge` and λ from genesis, and sends its signed quality
 vote with the proposal to the other validators. Once the votes decide
 (`rules.decide_kind`) — or a signed governance request is at hand — the
-round's general builds the unsealed block; the block agreement
-(`agreements.Agreements`) checks others' blocks with `valid_unsealed`.
+round's general builds the unsealed block from them (`unsealed.UnsealedBlocks`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tclearn.consensus.actions import Evaluate, Train
 from tclearn.consensus.candidate import Candidate
-from tclearn.consensus.certificate import check_block_content
-from tclearn.consensus.governance import GovernanceRequest, build_governance_block, request_problem
-from tclearn.consensus.height_context import HeightContext, bounded
+from tclearn.consensus.governance import GovernanceRequest, request_problem
+from tclearn.consensus.height_context import HeightContext
 from tclearn.consensus.messages import ProposalMsg, QualityVoteMsg
 from tclearn.consensus.phases import HeightPhase
-from tclearn.consensus.rules import decide_kind, flagged_validators
 from tclearn.consensus.snapshot import SafetySnapshot
-from tclearn.errors import InvalidBlockError
 from tclearn.ledger.block import Block
 from tclearn.ledger.records import Proposal, QualityVote
-from tclearn.ledger.verify import verify_block
 from tclearn.quality import PairedScores, judge
 
 if TYPE_CHECKING:
@@ -39,7 +34,7 @@ MAX_GOVERNANCE = 8
 
 
 class QualityRound:
-    """Proposals, quality votes and governance requests of one height; the unsealed block built from them."""
+    """Proposals, quality votes and governance requests of one height."""
 
     def __init__(self, ctx: HeightContext) -> None:
         self.ctx = ctx
@@ -56,7 +51,6 @@ class QualityRound:
         self.train_asked = False
         self.passed_tick: int | None = None  # when our trainer last passed the turn (None: never)
         self.governance: dict[str, GovernanceRequest] = {}
-        self._unsealed_ok: dict[tuple[str, bytes], bool] = {}
 
     # --- our turn to propose ---------------------------------------------------------
     def begin(self) -> None:
@@ -235,69 +229,6 @@ class QualityRound:
             return
         self.governance[request.request_hash] = request
         self._agreements().start_block()
-
-    # --- the unsealed block -------------------------------------------------------------
-    def build_unsealed(self) -> Block | None:
-        ctx = self.ctx
-        if self.governance:
-            request = self.governance[min(self.governance)]
-            return build_governance_block(ctx.state, request, ctx.me, ctx.now_ms).signed_by(ctx.identity)
-        k = ctx.committee.size
-        order = sorted(self.proposals, key=lambda ph: (ctx.committee.proposer_rank(self.proposals[ph].proposer), ph))
-        for ph in order:
-            votes = [v for who, v in sorted(self.qvs.get(ph, {}).items()) if (ph, who) not in self.equivocated]
-            kind = decide_kind(votes, k, ctx.max_drop)
-            if kind is None:
-                continue
-            rejects = sum(1 for v in votes if not v.accept)
-            if kind == "rejected" and len(votes) < k and 2 * rejects < k:
-                if ctx.tick - self.quorum_tick.get(ph, ctx.tick) < ctx.params.quality_grace_ticks:
-                    continue  # a few more votes might still make an accepting majority
-            return self._candidate_block(ph, kind, tuple(votes))
-        return None
-
-    def _candidate_block(self, ph: str, kind: str, votes: tuple[QualityVote, ...]) -> Block:
-        ctx, p = self.ctx, self.proposals[ph]
-        payload: dict[str, Any] = {"proposal": p.to_dict(), "flagged": flagged_validators(votes)}
-        evidence = [{"validator": who, "votes": [a.to_dict(), b.to_dict()]}
-                    for (eph, who), (a, b) in sorted(self.equivocated.items()) if eph == ph]
-        if evidence:
-            payload["evidence"] = evidence
-        return Block(
-            index=ctx.h, timestamp=max(ctx.now_ms, ctx.state.head_timestamp), kind=kind,
-            prev_hash=ctx.state.head_hash,
-            model_hash=p.model_hash if kind == "increment" else ctx.state.head_model_hash,
-            contributor=p.proposer, strengths=ctx.state.strengths(), data_ids_root=p.data_ids_root,
-            quality_votes=votes, block_votes=(), general=ctx.me, payload=payload,
-        ).signed_by(ctx.identity)
-
-    def valid_unsealed(self, block: Block) -> bool:
-        ctx = self.ctx
-        key = (ctx.signing_id(block), block.general_signature)
-        known = self._unsealed_ok.get(key)
-        if known is not None:
-            return known
-        if block.timestamp > ctx.now_ms + ctx.params.max_clock_skew_ms:
-            return False  # not cached: the clock will catch up
-        ok = True
-        if block.block_votes or block.index != ctx.h or not ctx.general_signed(block):
-            ok = False  # a block its general did not sign is nobody's evidence: not the general's
-        else:
-            try:
-                verify_block(ctx.state, block.sealed(), lambda st, b: check_block_content(
-                    st, b, ctx.committee, ctx.verifier), signature_check=ctx.verifier.verify)
-            except InvalidBlockError as exc:
-                ok = False
-                ctx.evidence("invalid-block", block.general, f"proposed block refused: {exc.reason}")
-        bounded(self._unsealed_ok)
-        self._unsealed_ok[key] = ok
-        if ok:
-            self.cross_check(block)  # an unsealed block carries no block votes: quality votes only
-        return ok
-
-    def passed_unsealed_checks(self, block: Block) -> bool:
-        """Whether the unsealed form of `block` was found valid already (only its votes are left to check)."""
-        return bool(self._unsealed_ok.get((self.ctx.signing_id(block), block.general_signature)))
 
     # --- safety snapshot and re-sends ------------------------------------------------------
     def restore(self, snap: SafetySnapshot) -> None:

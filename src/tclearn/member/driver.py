@@ -29,21 +29,18 @@ and the message trace go to the `meter` the driver is handed.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Callable, TypeVar
 
 from tclearn.consensus.actions import (
     Action, AppendBlock, Committed, Evaluate, PersistSafety, RecordEvidence, Send, ServeBlocks, ServeHead, Train,
 )
 from tclearn.consensus.certificate import make_certificate_check
-from tclearn.consensus.candidate import Candidate
 from tclearn.consensus.core import MemberCore
 from tclearn.consensus.evidence import Evidence
 from tclearn.consensus.messages import BlocksResponse, CommittedMsg, Message
 from tclearn.consensus.wire import decode_message
 from tclearn.consensus.params import ConsensusParams
 from tclearn.consensus.verifier import SignatureVerifier
-from tclearn.consensus.height import HeightStatus
 from tclearn.errors import ConfigError, LearningError, NotYetError, RemoteProtocolError
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
@@ -52,8 +49,8 @@ from tclearn.ledger.store import ChainStore
 from tclearn.ledger.verify import verify_chain, verify_genesis
 from tclearn.member.interfaces import Clock, Evaluator, Trainer, Transport
 from tclearn.member.safety_store import MemorySafetyStore, SafetyStore
+from tclearn.member.work import MemberStatus, PendingWork, RetryLater, Scored, Trained, WorkResult
 from tclearn.meter import Meter
-from tclearn.quality import PairedScores
 
 __all__ = ["MemberDriver", "MemberStatus", "PendingWork", "Scored", "Trained", "RetryLater", "WorkResult"]
 
@@ -81,49 +78,6 @@ def _rebuild(store: ChainStore, genesis: Block | None, verify: bool, verifier: S
     for index in range(1, store.height() + 1):
         state = state.apply(store.get(index))
     return state
-
-
-@dataclass(frozen=True)
-class PendingWork:
-    """An evaluation or training taken from the driver (a `Train` carries the hyper-parameters)."""
-
-    action: Evaluate | Train
-
-
-@dataclass(frozen=True)
-class Scored:
-    """An evaluation's scores; None when the candidate's model is invalid (the member votes reject)."""
-
-    scores: PairedScores | None
-
-
-@dataclass(frozen=True)
-class Trained:
-    """A training's candidate; None when the trainer passes its turn."""
-
-    candidate: Candidate | None
-
-
-@dataclass(frozen=True)
-class RetryLater:
-    """The evaluation cannot run yet (`NotYetError`: the model is not here): ask again later."""
-
-
-WorkResult = Union[Scored, Trained, RetryLater]
-
-
-@dataclass(frozen=True)
-class MemberStatus:
-    """What a host shows of a member: its chain head and the height it works on."""
-
-    member_id: str
-    height: int  # index of the last committed block
-    head_hash: str
-    work: HeightStatus  # the height being worked on, its phase and decisions
-    commits: int
-    evidence: int
-    messages_sent: int
-    pending_work: int
 
 
 class MemberDriver:

@@ -10,7 +10,8 @@
 """
 from tclearn.sim.adversary import BEHAVIOURS, ByzantineTransport
 from tclearn.sim.build import make_genesis, make_identities, synthetic_coalition
-from tclearn.sim.world import Monitor, SimCoalition
+from tclearn.sim.monitor import Monitor
+from tclearn.sim.world import SimCoalition
 from tclearn.sim.network import FaultModel, SimNetwork, VirtualClock
 from tclearn.sim.runner import Summary, run_many
 from tclearn.sim.scenario import ScenarioResult, ScenarioSpec, run_scenario

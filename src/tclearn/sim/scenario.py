@@ -7,7 +7,7 @@ drawn per seed and kept within what the protocol must survive (the
 byzantine count is the caller's: F < K/3 is the bound).
 
 1. Safety phase (`safety_ticks`): all faults on. The monitor checks the
-   invariants at every commit (see `coalition.Monitor`).
+   invariants at every commit (see `monitor.Monitor`).
 2. Liveness phase: the network heals (no loss, no partition, short delays),
    crashed members restart from their stores; every honest member must reach
    `liveness_blocks` more blocks within `liveness_ticks`, or the scenario
