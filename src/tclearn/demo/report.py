@@ -176,6 +176,11 @@ def vault_lines(run: RunRecord) -> list[str]:
              f"{v['granted']}, refused {v['refused']}, recorded {v['recorded']}), head {v['journal_head'][:24]}…, "
              f"{v['anchors_in_chain']} heads anchored in the chain",
              f"check it: tclearn audit verify {v['path']} --chain {Path(v['path']).parent / 'chain.db'}"]
+    p = v.get("plaintext_in_memory")
+    if p:
+        lines.append(f"plaintext models: in memory only — {p['copies_evicted']} decrypted copies dropped after "
+                     f"{p['held_s_mean']:.1f} s on average (at most {p['held_s_max']:.1f} s), {p['held_at_end']} "
+                     f"held until the run ended (≤ {p['per_member_cache']} per member); none written to disk")
     if "watermarked_copies" in v:
         copies = v["watermarked_copies"]
         lines.append(f"watermarked copies handed out: {sum(copies.values())} "

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -88,6 +89,9 @@ class _Cached(ModelStore):
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self._states: OrderedDict[str, State] = OrderedDict()
+        # how long each decrypted copy stays in this member's memory (wall seconds, for the report)
+        self._since: dict[str, float] = {}
+        self.held_s: list[float] = []
 
     def has(self, model_hash: str) -> bool:
         return self.sup.vault.has(check_model_hash(model_hash))
@@ -95,9 +99,15 @@ class _Cached(ModelStore):
     def _remember(self, model_hash: str, state: State) -> State:
         self._states[model_hash] = state
         self._states.move_to_end(model_hash)
+        self._since.setdefault(model_hash, time.monotonic())
         while len(self._states) > CACHE_VERSIONS:
-            self._states.popitem(last=False)
+            old, _ = self._states.popitem(last=False)
+            self.held_s.append(time.monotonic() - self._since.pop(old))
         return state
+
+    def plaintext_residence(self) -> tuple[list[float], int]:
+        """(seconds each evicted copy was held, copies still held now)."""
+        return list(self.held_s), len(self._states)
 
     def _cached(self, model_hash: str) -> State | None:
         state = self._states.get(check_model_hash(model_hash))
@@ -313,6 +323,15 @@ class DemoVault:
             "recorded": outcomes.get("recorded", 0), "actions": dict(sorted(actions.items())),
             "supervisor_key": self.identity.public_key.hex(), "passphrase_file": str(self.passphrase_file),
         }
+        held: list[float] = []
+        still = 0
+        for view in [*self._views.values(), self.supervisor_store]:
+            h, n = view.plaintext_residence()
+            held += h
+            still += n
+        out["plaintext_in_memory"] = {
+            "copies_evicted": len(held), "held_s_mean": sum(held) / len(held) if held else 0.0,
+            "held_s_max": max(held, default=0.0), "held_at_end": still, "per_member_cache": CACHE_VERSIONS}
         if self.level == "C":
             out["watermarked_copies"] = {m: len(v.copies) for m, v in self._views.items()
                                          if isinstance(v, WatermarkedModelStore)}
