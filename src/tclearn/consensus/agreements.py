@@ -184,9 +184,9 @@ class Agreements:
         ctx = self.ctx
         if isinstance(effect, VoteOut):
             entry = VoteEntry(effect.round, effect.phase, effect.value, effect.signature)
-            ctx.send(ctx.peers, RoundVotes(ctx.h, inst.name, (entry,)))
+            ctx.send(ctx.other_validators, RoundVotes(ctx.h, inst.name, (entry,)))
         elif isinstance(effect, ProposeOut):
-            ctx.send(ctx.peers, self._round_proposal(inst, effect))
+            ctx.send(ctx.other_validators, self._round_proposal(inst, effect))
         elif isinstance(effect, DecidedOut):
             if inst is self.block:
                 self.certification.block_decided(ctx.signing_id(effect.value))
@@ -237,10 +237,10 @@ class Agreements:
                 continue
             votes = inst.resend_votes()
             if votes:
-                ctx.send(ctx.peers, RoundVotes(ctx.h, inst.name, tuple(VoteEntry(*v) for v in votes)))
+                ctx.send(ctx.other_validators, RoundVotes(ctx.h, inst.name, tuple(VoteEntry(*v) for v in votes)))
             current = inst.current_proposal()
             if current is not None:
-                ctx.send(ctx.peers, self._round_proposal(inst, current))
+                ctx.send(ctx.other_validators, self._round_proposal(inst, current))
 
     def resend_decision(self, decided: str | None, lagging: tuple[str, ...]) -> None:
         """Show validators that have not voted for the decided block the precommits that decided it."""

@@ -126,7 +126,7 @@ class Certification:
             self.my_bv = bv
             ctx.dirty = True
             self._store_bv(bv)
-            ctx.send(ctx.peers, BlockVoteMsg(bv))
+            ctx.send(ctx.other_validators, BlockVoteMsg(bv))
         self._agreements().start_seal()
 
     def cross_check(self, block: Block) -> None:
@@ -215,7 +215,7 @@ class Certification:
             # general in order; a validator still at this height gets block and proof when it asks
             rank = ctx.committee.rank_of(ctx.me)
             outsiders = tuple(m for m in ctx.others if m not in ctx.committee.validators)
-            ctx.send(ctx.peers, CommittedMsg(ctx.h, block.block_hash))
+            ctx.send(ctx.other_validators, CommittedMsg(ctx.h, block.block_hash))
             ctx.send(outsiders, CommittedMsg(ctx.h, block.block_hash, block if rank == 0 else None))
         ctx.out.append(Committed(block))
 
@@ -276,10 +276,10 @@ class Certification:
 
     def resend_block_vote(self) -> None:
         if self.my_bv is not None:
-            self.ctx.send(self.ctx.peers, BlockVoteMsg(self.my_bv))
+            self.ctx.send(self.ctx.other_validators, BlockVoteMsg(self.my_bv))
 
-    def lagging_peers(self) -> tuple[str, ...]:
+    def lagging_validators(self) -> tuple[str, ...]:
         """The other validators whose block vote for the decided block we have not seen."""
         if self.decided is None:
             return ()
-        return tuple(p for p in self.ctx.peers if p not in self.bvs.get(self.decided, {}))
+        return tuple(p for p in self.ctx.other_validators if p not in self.bvs.get(self.decided, {}))

@@ -198,7 +198,7 @@ class Height:
             self.quality.resend_votes()
         self.agreements.resend()
         self.certification.resend_block_vote()
-        self.agreements.resend_decision(self.certification.decided, self.certification.lagging_peers())
+        self.agreements.resend_decision(self.certification.decided, self.certification.lagging_validators())
 
     # --- output -------------------------------------------------------------------------
     def drain(self) -> list[Action]:

@@ -49,7 +49,7 @@ class HeightContext:
         self.verifier = verifier
         self.members = members
         self.others = tuple(m for m in members if m != self.me)
-        self.peers = tuple(m for m in committee.generals if m != self.me)  # the other validators
+        self.other_validators = tuple(m for m in committee.generals if m != self.me)
         self.lam = float(state.config.lam)
         self.max_drop = state.config.floor
         self.start_tick = self.tick = now_tick

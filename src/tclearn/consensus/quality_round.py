@@ -92,7 +92,7 @@ class QualityRound:
         ).signed_by(ctx.identity)
         self.my_proposal = proposal
         ctx.dirty = True
-        ctx.send(ctx.peers, ProposalMsg(proposal))
+        ctx.send(ctx.other_validators, ProposalMsg(proposal))
         if ctx.is_validator:  # a validator proposing as a last resort: keep it (others vote; we build blocks)
             self.register_proposal(proposal, ctx.me)
 
@@ -170,7 +170,7 @@ class QualityRound:
         self.my_qvs[ph] = vote
         ctx.dirty = True
         self.add_quality_vote(vote)
-        ctx.send(ctx.peers, QualityVoteMsg(p, vote))
+        ctx.send(ctx.other_validators, QualityVoteMsg(p, vote))
         self._agreements().start_block()
 
     def on_quality_vote(self, sender: str, msg: QualityVoteMsg) -> None:
@@ -248,7 +248,7 @@ class QualityRound:
     def resend_votes(self) -> None:
         for ph, qv in self.my_qvs.items():
             if ph in self.proposals:
-                self.ctx.send(self.ctx.peers, QualityVoteMsg(self.proposals[ph], qv))
+                self.ctx.send(self.ctx.other_validators, QualityVoteMsg(self.proposals[ph], qv))
 
     def _agreements(self) -> Agreements:
         if self.agreements is None:
