@@ -139,6 +139,10 @@ class MemberDriver:
     def head(self) -> Block | None:
         return self.store.head()
 
+    def rounds_by_height(self) -> dict[int, int]:
+        """Rounds the block agreement took at each height this member validated (since it started)."""
+        return dict(self.core.rounds_of)
+
     def status(self) -> MemberStatus:
         """The member's head and the height it works on: what hosts show (never the core's insides)."""
         state = self.core.state

@@ -196,6 +196,6 @@ class SimCoalition:
             d = self.drivers.get(m)
             if d is None:
                 continue
-            for h, r in d.core.rounds_of.items():
+            for h, r in d.rounds_by_height().items():
                 per_height[h] = max(per_height.get(h, 0), r)
         return sum(per_height.values())
