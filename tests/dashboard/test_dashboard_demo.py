@@ -1,4 +1,4 @@
-"""`tclearn demo --serve`: the one-process demo's dashboard follows the run, then the exported chain."""
+"""`tclearn demo --serve`: the one-process demo's dashboard follows the run, then the exported chain (level B: the journal)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_demo_serves_its_chain_while_it_runs_and_after(tmp_path: Path) -> None:
     poller.start()
     try:
         run = run_coalition(DemoOptions(task="digits", partners=3, rounds=3, centralized=False, seed=3,
-                                        out=tmp_path), watch=dashboard.watch)
+                                        out=tmp_path, level="B"), watch=dashboard.watch)
         dashboard.set_reference(0.97)
         polling.set()
         poller.join(5)
@@ -52,6 +52,14 @@ def test_demo_serves_its_chain_while_it_runs_and_after(tmp_path: Path) -> None:
         assert {m["member"] for m in members["members"]} == {"hospital-a", "hospital-b", "hospital-c"}
         with urllib.request.urlopen(dashboard.url + f"blocks/{height}", timeout=10) as r:
             assert "✔ verifies" in r.read().decode()
+        # level B: the supervisor's journal, under genesis's key, holding every head the proposals anchored
+        journal = _get(dashboard.url + "api/journal?action=publish")
+        assert "genesis's supervisor key" in journal["status"] and "journal heads the chain anchors" in journal["status"]
+        assert journal["entries"] and {e["action"] for e in journal["entries"]} == {"publish"}
+        path = next(tmp_path.rglob("journal.jsonl"))
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[:3]))  # rolled back: the anchored heads are gone
+        assert "does NOT verify" in _get(dashboard.url + "api/journal")["status"]
     finally:
         polling.set()
         dashboard.stop()

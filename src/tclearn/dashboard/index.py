@@ -180,6 +180,10 @@ class ChainIndex:
         self._checkpoint_heights: list[int] = []
         self._members: dict[str, MemberRow] = {}
         self.kind_counts: dict[str, int] = {}
+        # levels B/C: the journal heads (SEQ:HASH) the proposals anchored, in chain order, and genesis's
+        # supervisor key: what the audit journal is checked against (tclearn.vault.anchors)
+        self._anchors: dict[str, None] = {}
+        self.supervisor_key: bytes | None = None
 
     # --- following the store -----------------------------------------------------------------
     def sync(self, max_blocks: int | None = None) -> int:
@@ -200,6 +204,8 @@ class ChainIndex:
     def _fold(self, block: Block) -> None:
         if block.index == 0:
             state = ChainState.from_genesis(block)
+            key = block.payload.get("config", {}).get("supervisor_key")
+            self.supervisor_key = bytes(key) if isinstance(key, (bytes, bytearray)) else None
         else:
             assert self._state is not None
             state = self._state
@@ -213,6 +219,9 @@ class ChainIndex:
                 self._scores.setdefault(parent, g_old)
             if isinstance(candidate, str) and g_new is not None:
                 self._scores.setdefault(candidate, g_new)
+            anchor = proposal.get("vault_head")
+            if isinstance(anchor, str) and anchor:
+                self._anchors.setdefault(anchor, None)
             reason = (rejection_reason(votes, config.committee_size, config.floor, config.lam)
                       if block.kind == "rejected" else f"{sum(v.accept for v in votes)} of {config.committee_size} "
                                                        f"validators accepted")
@@ -276,6 +285,11 @@ class ChainIndex:
     def row(self, index: int) -> BlockRow | None:
         with self._lock:
             return self._rows[index] if 0 <= index < len(self._rows) else None
+
+    def anchors(self) -> list[str]:
+        """The audit-journal heads the chain's proposals anchored (levels B/C), in chain order."""
+        with self._lock:
+            return list(self._anchors)
 
     def score(self, model_hash: str) -> float | None:
         """The G score the votes carry for a model, if any vote measured it."""

@@ -238,7 +238,7 @@ def journal_page(source: DashboardSource, filters: dict[str, str], before: int |
                 "supervisor's record of every vault request (name it with <code>[dashboard] journal = …</code> in "
                 "<code>node.toml</code>).</p>")
         return _page(source, "journal", "Audit journal", body)
-    entries = select_entries(source.journal.entries(), filters, before, PAGE_ENTRIES)
+    entries = select_entries(source.journal_entries(), filters, before, PAGE_ENTRIES)
     options = {"outcome": ("", "granted", "refused", "recorded")}
     fields = []
     for name in JOURNAL_FILTERS:

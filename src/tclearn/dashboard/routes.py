@@ -155,7 +155,7 @@ def mount(router: Router, source: DashboardSource) -> None:
         if source.journal is None:
             return _json({"status": "no journal", "entries": []})
         limit = _int(query, "limit", API_MAX_ENTRIES, 1, API_MAX_ENTRIES) or API_MAX_ENTRIES
-        entries = pages.select_entries(source.journal.entries(), _filters(query),
+        entries = pages.select_entries(source.journal_entries(), _filters(query),
                                        _int(query, "before", None, 0, 1 << 40), limit)
         return _json({"status": source.journal.status, "entries": [e.to_json() for e in entries]})
 

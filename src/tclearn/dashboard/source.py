@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from tclearn.dashboard.index import ChainIndex
 from tclearn.ledger.store import ChainStore
 from tclearn.vault.errors import VaultError
-from tclearn.vault.journal import Entry, read_journal, verify_journal
+from tclearn.vault.journal import Entry, check_anchors, read_journal, verify_journal
 
 __all__ = ["DashboardSource", "HealthRow", "JournalView", "PeerHealth", "StatusProbe", "StoreHealth", "HEALTH_CACHE_S",
            "PEER_STATUS_TIMEOUT_S", "MAX_JOURNAL_BYTES"]
@@ -136,41 +136,56 @@ class StoreHealth:
 
 
 class JournalView:
-    """A level B/C audit journal read for a page: parsed once per change of the file, verified when the key is known."""
+    """A level B/C audit journal read for a page: parsed once per change, verified, checked against the chain.
+
+    The key that must have signed it is the supervisor key genesis records
+    when the chain has one (a key file beside the journal must agree), else
+    the key given here; without either the entries are shown unverified.
+    Every journal head the chain's proposals anchored must still be in it
+    (`vault.journal.check_anchors`): a journal rolled back or rewritten
+    together with its signed head fails here, as in `tclearn audit verify --chain`.
+    """
 
     def __init__(self, path: Path, supervisor_key: bytes | None = None) -> None:
         self.path, self.supervisor_key = Path(path), supervisor_key
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, bytes | None] | None = None
         self._entries: list[Entry] = []
         self.status = "not read yet"
 
-    def entries(self) -> list[Entry]:
+    def entries(self, anchors: Sequence[str] = (), genesis_key: bytes | None = None) -> list[Entry]:
         with self._lock:
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
                 self._entries, self._stamp, self.status = [], None, f"no journal at {self.path.name}"
                 return []
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_size, len(anchors), genesis_key)
             if stamp == self._stamp:
                 return self._entries
+            self._stamp = stamp
             if st.st_size > MAX_JOURNAL_BYTES:
                 self.status = f"journal of {st.st_size} bytes is over the page limit of {MAX_JOURNAL_BYTES}"
-                self._entries, self._stamp = [], stamp
-                return []
-            try:
-                if self.supervisor_key is not None:
-                    self._entries = verify_journal(self.path, self.supervisor_key)
-                    self.status = f"verified: {len(self._entries)} entries, hashes, signatures and signed head"
-                else:
-                    self._entries = read_journal(self.path)
-                    self.status = f"{len(self._entries)} entries (not verified: no supervisor key given)"
-            except VaultError as exc:
                 self._entries = []
-                self.status = f"does NOT verify: {exc}"
-            self._stamp = stamp
+                return []
+            self._entries, self.status = self._read(list(anchors), genesis_key)
             return self._entries
+
+    def _read(self, anchors: list[str], genesis_key: bytes | None) -> tuple[list[Entry], str]:
+        if genesis_key is not None and self.supervisor_key is not None and genesis_key != self.supervisor_key:
+            return [], "does NOT verify: the supervisor key given is not the one genesis records"
+        key = genesis_key if genesis_key is not None else self.supervisor_key
+        try:
+            if key is None:
+                entries = read_journal(self.path)
+                return entries, f"{len(entries)} entries (not verified: no supervisor key in genesis or config)"
+            entries = verify_journal(self.path, key)
+            check_anchors(entries, anchors)
+        except VaultError as exc:
+            return [], f"does NOT verify: {exc}"
+        whose = "genesis's supervisor key" if genesis_key is not None else "the configured supervisor key"
+        anchored = f"; all {len(anchors)} journal heads the chain anchors are in it" if anchors else ""
+        return entries, f"verified: {len(entries)} entries, hashes, signatures ({whose}) and signed head{anchored}"
 
 
 @dataclass
@@ -188,3 +203,9 @@ class DashboardSource:
 
     def sync(self) -> int:
         return self.index.sync()
+
+    def journal_entries(self) -> list[Entry]:
+        """The audit journal's entries, checked against this chain's supervisor key and anchors (none: [])."""
+        if self.journal is None:
+            return []
+        return self.journal.entries(self.index.anchors(), self.index.supervisor_key)
