@@ -132,6 +132,8 @@ class Node:
         self.lr_asker = LearningRateAsker(cfg.member_id, lr_policy, self.log) if lr_policy is not None else None
         for b in self.store:
             self.progress.observe(b)
+        if self.store.height() < 0:  # a first start: the driver appends genesis later; the policies need its rate
+            self.progress.observe(self.genesis)
         self.batch_ids.rebuild(self.store)
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
