@@ -7,12 +7,16 @@ with ``save_secret_key=False``: with it they can encrypt, add, multiply and
 rotate, never decrypt. `load_public_context` refuses a context that holds a
 secret key, so a member cannot be handed one by mistake.
 
-Parameters: N = 8192 (4096 slots) and moduli 45-30-30-30-30-45 bits (210 bits,
-under the 218 SEAL allows for 128-bit security at N = 8192): four levels of
+Parameters: N = 8192 (4096 slots) and moduli 40-30-30-30-30-48 bits (218
+bits, the most SEAL allows for 128-bit security at N = 8192): four levels of
 multiplication at a scale of 2^30, the depth of both circuits here (the digits
-network and one logistic-regression training epoch). The last data prime
-(45 bits) leaves 2^14 of head-room above the scale, which bounds the values a
-decrypted ciphertext may hold (logits, a masked weight vector).
+network and one logistic-regression training epoch). The first prime (40
+bits) leaves 2^10 of head-room above the scale: a decrypted value must stay
+within ±512 (logits, a masked weight vector). The special prime (48 bits) is
+8 bits above the largest data prime because the rotations of the last
+(block-sum) step run at the lowest level, where key-switching noise is
+about q0/P of the value: with 45-30-30-30-30-45 one training epoch erred by
+5e-3 on weights of 0.02, with 40-…-48 by 9e-5 (digits logits: 2e-3 → 2e-4).
 
 The public context carries every power-of-two Galois key: 65 MB once per
 member (TenSEAL has no way to generate only the rotations a circuit uses).
@@ -36,7 +40,7 @@ MAX_CIPHERTEXT_BYTES = 2 * 1024 * 1024
 @dataclass(frozen=True)
 class CKKSParams:
     poly_modulus_degree: int = 8192
-    coeff_mod_bit_sizes: tuple[int, ...] = (45, 30, 30, 30, 30, 45)
+    coeff_mod_bit_sizes: tuple[int, ...] = (40, 30, 30, 30, 30, 48)
     scale_bits: int = 30
 
     @property

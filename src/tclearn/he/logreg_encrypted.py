@@ -34,10 +34,10 @@ __all__ = ["encrypt_weights", "lr_predict", "lr_gradient_step", "Mask", "mask_we
 
 LR_PREDICT_DEPTH = 1
 LR_EPOCH_DEPTH = 4
-# Uniform mask in [-MASK_BOUND, MASK_BOUND]: 2^12, under the 2^14 head-room of the last prime
-# (45 bits) above the scale (2^30); a weight of magnitude |w| shifts the masked value's
-# distribution by |w| / (2·MASK_BOUND) in statistical distance (|w| ≈ 0.3 here: ≈ 4e-5).
-MASK_BOUND = 4096.0
+# Uniform mask in [-MASK_BOUND, MASK_BOUND]: 2^8, under the ±2^9 a decrypted value may reach (first
+# prime 40 bits, scale 2^30, see `tclearn.he.context`); a weight of magnitude |w| shifts the masked
+# value's distribution by |w| / (2·MASK_BOUND) in statistical distance (|w| ≈ 0.2 here: ≈ 4e-4).
+MASK_BOUND = 256.0
 
 
 def encrypt_weights(ctx: ts.Context, w: np.ndarray) -> ts.CKKSVector:

@@ -7,10 +7,11 @@ only: `decrypt` (a result, checked and journaled there) and `refresh` (a
 masked ciphertext that ran out of depth).
 
 Why a refresh teaches nobody anything. After an epoch the member holds
-enc(w') with no level left. It draws a mask m uniformly in ±2^12 (its own
+enc(w') with no level left. It draws a mask m uniformly in ±2^8 (its own
 seeded generator) and sends enc(w' + m); the supervisor decrypts w' + m,
-which, m being uniform and much wider than w', says next to nothing about w'
-(statistical distance |w'| / 2^13 per weight, ≈ 4e-5 here), hence about the
+which, m being uniform and much wider than w', says little about w'
+(statistical distance |w'| / 2^9 per weight, ≈ 4e-4 here; the mask cannot
+be wider: a decrypted value must stay within ±2^9), hence about the
 member's data; it returns a *fresh encryption* of w' + m, from which the member
 subtracts enc(m). The member only ever sees ciphertexts, so it learns nothing
 either; and because the answer is a ciphertext, refresh cannot serve as a
