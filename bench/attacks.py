@@ -45,13 +45,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from tclearn.attacks import model_attacks
-from tclearn.attacks.data_attacks import poison_batch
+from tclearn.attacks.partner import MODEL_ATTACKS, AttackedPartner
+from tclearn.attacks.partner import flatten as _flat
+from tclearn.attacks.partner import unflatten as _unflat
 from tclearn.baselines import aggregators as agg
 from tclearn.data import DataPool
 from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
-from tclearn.demo.partners import DATA_ATTACKS, _flat, _unflat
 from tclearn.learning import get_task, train_increment
+from tclearn.learning.partner import Partner
 from tclearn.learning.evaluate import evaluate_state
 from tclearn.quality import g_floor_broken
 
@@ -125,15 +126,22 @@ def _malicious_indices(n: int, m: int, seed: int) -> list[int]:
 
 
 class _Partner:
-    def __init__(self, i: int, task: Any, data: Any, attack: str | None, seed: int, n: int, m: int) -> None:
-        self.i, self.task, self.attack, self.n, self.m = i, task, attack, n, m
-        self.rng = np.random.default_rng([seed * 1000 + i, 0xA77AC])
-        self.seed = seed * 1000 + i
-        if attack in DATA_ATTACKS and attack != "replay":
-            data = poison_batch(task, data, attack, self.rng)
-        self.data = data
-        self.pool = DataPool(data, KEY)
+    """A baseline's partner: the node's and the demo's `Partner` (with its attack as a wrapper), minus the chain."""
+
+    def __init__(self, i: int, task: Any, data: Any, attack: str | None, seed: int, n: int, m: int,
+                 hp: Any) -> None:
+        self.i, self.attack = i, attack
+        self.partner = Partner(task, DataPool(data, KEY), None, hp, seed=seed * 1000 + i)
+        self.attacker = None if attack is None else AttackedPartner(
+            self.partner, attack, rng=np.random.default_rng([seed * 1000 + i, 0xA77AC]), key=KEY, n_partners=n,
+            n_malicious=m)
+        if self.attacker is not None:
+            self.attacker.poison()  # a data attack's poisoned copy replaces the partner's data for good
         self.first: tuple[str, ...] | None = None
+
+    @property
+    def pool(self) -> DataPool:
+        return self.partner.pool
 
     def can_train(self, hp: Any) -> bool:
         if self.attack == "replay" and self.first is not None:
@@ -141,36 +149,23 @@ class _Partner:
         return len(self.pool.fresh()) >= hp.effective_batch_size  # the baselines train one pass (fresh batches)
 
     def update(self, head: dict[str, torch.Tensor], hp: Any, rnd: int) -> np.ndarray:
-        seed = int(np.random.default_rng([self.seed, rnd]).integers(2**31))
-        if self.attack is not None:
-            hp = hp.updated({"distill": 0.0, "logit_adjust": False})  # as in the coalition: its data must bite
-        pool = self.pool
-        if self.attack == "replay" and self.first is not None:
-            spent = [k for k, i in enumerate(self.pool.ids) if i in self.pool.contributed]
-            pool = DataPool(self.pool.data.subset(spent), KEY)
-        res = train_increment(self.task, head, pool, hp, seed=seed, threads=1)
+        self.partner.hp = hp
+        pool, spent = self.pool, ()
+        if self.attacker is not None:
+            hp = self.attacker.hyperparams()  # as in the coalition: its data must bite
+            pool, spent = self.attacker.batch_pool((), contributed=self.pool.contributed, started=self.first is not None)
+        turn = self.partner.increment(head, (rnd,), hp, pool=pool, spent=spent)
+        if turn is None:
+            return np.zeros_like(_flat(head)[0])  # too few samples for a batch: nothing to add
+        res = turn.result
         if pool is self.pool:
-            self.pool.hold_out(res.local_test_ids)
+            self.partner.keep_local_test(res, into_l=False)
             self.pool.mark_contributed(res.new_ids)
         if self.first is None:
             self.first = res.data_ids
         vec = _flat(res.increment)[0]
-        a = self.attack
-        if a == "noise":
-            return model_attacks.noise(vec, self.rng)
-        if a == "sign-flip":
-            return model_attacks.sign_flip(vec)
-        if a == "scale":
-            return model_attacks.scale(vec)
-        if a == "lazy":
-            return model_attacks.lazy(vec)
-        if a == "alie":
-            samples = [vec]
-            for _ in range(2):
-                extra = train_increment(self.task, head, DataPool(self.data, KEY), hp,
-                                        seed=int(self.rng.integers(2**31)), threads=1)
-                samples.append(_flat(extra.increment)[0])
-            return model_attacks.alie(np.stack(samples), self.n, max(1, self.m))
+        if self.attacker is not None and self.attack in MODEL_ATTACKS:
+            return self.attacker.forge(vec, head, turn.hp)
         return vec
 
 
@@ -181,7 +176,7 @@ def baseline_job(args: tuple[str, str, int, int, str | None, str, int]) -> dict[
     hp = task.default_hyperparams.updated({"batch_size": 96})  # the batches the baselines were measured with
     data = task.coalition_data(n, seed=seed, mode="iid" if split == "iid" else "label_skew")
     bad = set(_malicious_indices(n, m, seed))
-    partners = [_Partner(i, task, data.partners[i], attack if i in bad else None, seed, n, m) for i in range(n)]
+    partners = [_Partner(i, task, data.partners[i], attack if i in bad else None, seed, n, m, hp) for i in range(n)]
     state = {k: v.clone() for k, v in task.initial_state(seed).items()}
     vec, layout = _flat(state)
     vec = vec.astype(np.float64)

@@ -27,21 +27,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from tclearn.attacks.data_attacks import poison_batch
-from tclearn.attacks import model_attacks
+from tclearn.attacks.partner import DATA_ATTACKS, MODEL_ATTACKS, AttackedPartner, flatten, unflatten
 from tclearn.consensus.candidate import Candidate
 from tclearn.data import DataPool
 from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
-from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task, backtrack_to_floor, train_increment
-from tclearn.learning.train import batch_params
+from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task
+from tclearn.learning.partner import Partner
 from tclearn.learning.errors import InvalidModelError
 from tclearn.learning.serialize import apply_increment, canonical_state, increment_hash, model_hash
 from tclearn.quality import PairedScores
 
 __all__ = ["PartnerTrainer", "IdRegistry", "DuplicateCheckingEvaluator", "CollusiveEvaluator", "Timer", "MODEL_ATTACKS", "DATA_ATTACKS"]
 
-DATA_ATTACKS = ("label-flip", "random-labels", "off-task", "replay")
-MODEL_ATTACKS = ("noise", "sign-flip", "scale", "alie", "lazy")
 
 
 @dataclass
@@ -120,81 +117,61 @@ class DuplicateCheckingEvaluator:
         return getattr(self.inner, name)
 
 
-def _flat(state: dict[str, torch.Tensor]) -> tuple[np.ndarray, list[tuple[str, torch.Size]]]:
-    names = sorted(state)
-    layout = [(n, state[n].shape) for n in names]
-    return np.concatenate([state[n].detach().reshape(-1).numpy().astype(np.float32) for n in names]), layout
-
-
-def _unflat(vec: np.ndarray, layout: list[tuple[str, torch.Size]]) -> dict[str, torch.Tensor]:
-    out, i = {}, 0
-    for name, shape in layout:
-        n = int(np.prod(shape)) if len(shape) else 1
-        out[name] = torch.from_numpy(np.ascontiguousarray(vec[i : i + n], dtype=np.float32)).reshape(shape)
-        i += n
-    return out
-
-
 class PartnerTrainer:
-    """Trains increments for one partner (see the module docstring)."""
+    """Trains increments for one partner (see the module docstring): the driver's `Trainer` seam around
+    `tclearn.learning.Partner` (wrapped by `tclearn.attacks.AttackedPartner` for a malicious one)."""
 
     def __init__(self, member_id: str, task: Task, pool: DataPool, evaluator: Any, store: ModelStore,
                  hp: HyperParams, *, seed: int, registry: IdRegistry, timer: Timer, key: bytes,
                  attack: str | None = None, n_partners: int = 1, n_malicious: int = 0,
                  self_check_floor: float | None = None) -> None:
-        self.member_id, self.task, self.pool, self.evaluator, self.store = member_id, task, pool, evaluator, store
-        # the coalition's max_drop on G; None: propose without checking first (attackers never check)
-        self.self_check_floor = self_check_floor if attack is None else None
+        self.member_id, self.task, self.evaluator, self.store = member_id, task, evaluator, store
+        self.partner = Partner(task, pool, evaluator, hp, seed=seed, self_check_floor=self_check_floor,
+                               timed=timer.timed)
+        self.attacker = None if attack is None else AttackedPartner(
+            self.partner, attack, rng=np.random.default_rng([seed, 0xA77AC]), key=key, n_partners=n_partners,
+            n_malicious=n_malicious)
         self.self_checks: list[SelfCheck] = []  # one per proposal, for reports and tests
-        self.hp, self.seed, self.registry, self.timer = hp, seed, registry, timer
-        self.attack = attack
-        self.key = key
-        self.n_partners, self.n_malicious = n_partners, n_malicious
-        self.rng = np.random.default_rng([seed, 0xA77AC])
+        self.registry, self.timer, self.attack = registry, timer, attack
         self.first_batch_ids: tuple[str, ...] | None = None
         self.proposed = 0
         self.malicious_models: set[str] = set()
 
+    @property
+    def pool(self) -> DataPool:
+        return self.partner.pool
+
     def _hp(self, hyperparams: dict[str, Any] | None) -> HyperParams:
-        hp = self.hp.updated(hyperparams) if hyperparams else self.hp
-        if self.attack is not None:
-            # an attacker wants its data to bite: plain training, no distillation or logit adjustment
-            hp = hp.updated({"distill": 0.0, "logit_adjust": False})
-        return hp
+        return self.partner.hyperparams(hyperparams) if self.attacker is None else self.attacker.hyperparams(hyperparams)
 
     def train(self, parent_model_hash: str, height: int, hyperparams: dict[str, Any] | None = None) -> Candidate | None:
         hp = self._hp(hyperparams)
-        if self.attack in DATA_ATTACKS and self.attack != "replay" and self.first_batch_ids is None:
-            # a poisoned copy of the partner's data replaces it for good
-            self.pool = DataPool(poison_batch(self.task, self.pool.data, self.attack, self.rng), self.key)
         pool, spent = self.pool, self.registry.spent
-        if self.attack == "replay" and self.first_batch_ids is not None:
-            counted = [n for n, i in enumerate(self.pool.ids) if i in spent]
-            pool, spent = DataPool(self.pool.data.subset(counted), self.key), SpentIds()  # claimed as new again
-        fitted = batch_params(pool, hp, spent)
+        if self.attacker is not None:
+            if self.first_batch_ids is None:
+                self.attacker.poison()
+            pool, spent = self.attacker.batch_pool(spent, started=self.first_batch_ids is not None)
+        fitted = self.partner.fits(hp, pool, spent)
         if fitted is None:
             return None  # too few samples to fill the coalition's minimum batch: pass the turn
-        hp = fitted
         head = self.timer.timed("storage", self.store.get_state, parent_model_hash)
-        seed = int(np.random.default_rng([self.seed, height]).integers(2**31))
-        res = self.timer.timed("training", train_increment, self.task, head, pool, hp, seed=seed, threads=1,
-                               spent=spent)
+        turn = self.partner.increment(head, (height,), fitted, pool=pool, spent=spent,
+                                      g_old=lambda: self.evaluator.global_score(parent_model_hash))
+        assert turn is not None  # the batch fits (checked above)
+        res = turn.result
         if self.first_batch_ids is None:
             self.first_batch_ids = res.data_ids
-        if self.self_check_floor is not None:
-            g_old = self.timer.timed("evaluation", self.evaluator.global_score, parent_model_hash)
-            res, check = self.timer.timed("evaluation", backtrack_to_floor, self.task, head, res,
-                                          self.evaluator.global_test, self.self_check_floor, g_old=g_old)
-            self.self_checks.append(check)
+        if turn.check is not None:
+            self.self_checks.append(turn.check)
         candidate, inc = res.candidate, res.increment
-        if self.attack in MODEL_ATTACKS:
-            candidate, inc = self._attack_increment(head, res, hp, height)
+        if self.attacker is not None and self.attack in MODEL_ATTACKS:
+            vec, layout = flatten(res.increment)
+            inc = canonical_state(unflatten(self.attacker.forge(vec, head, turn.hp), layout))
+            candidate = apply_increment(canonical_state(head), inc)
         cand_hash, vault_head = self.timer.timed("storage", self._publish, parent_model_hash, head, candidate, inc)
         # the partner's local test share joins its L (a poisoned one stays out of it) and is never trained on
         if pool is self.pool:
-            self.pool.hold_out(res.local_test_ids)
-        if self.attack is None:
-            self.evaluator.add_local_test(res.local_test)
+            self.partner.keep_local_test(res, into_l=self.attack is None)
         if self.attack is not None:
             self.malicious_models.add(cand_hash)
         self.proposed += 1
@@ -218,27 +195,6 @@ class PartnerTrainer:
             return str(cand_hash), str(vault_head)
         self.store.put_state(candidate)
         return model_hash(candidate), ""
-
-    def _attack_increment(self, head: dict[str, torch.Tensor], res: Any, hp: HyperParams,
-                          height: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        vec, layout = _flat(res.increment)
-        if self.attack == "noise":
-            bad = model_attacks.noise(vec, self.rng)
-        elif self.attack == "sign-flip":
-            bad = model_attacks.sign_flip(vec)
-        elif self.attack == "scale":
-            bad = model_attacks.scale(vec)
-        elif self.attack == "lazy":
-            bad = model_attacks.lazy(vec)
-        else:  # alie: estimate honest spread from extra increments trained on the attacker's own data
-            samples = [vec]
-            for k in range(2):
-                extra_pool = DataPool(self.pool.data, self.key)
-                extra = train_increment(self.task, head, extra_pool, hp, seed=int(self.rng.integers(2**31)), threads=1)
-                samples.append(_flat(extra.increment)[0])
-            bad = model_attacks.alie(np.stack(samples), self.n_partners, max(1, self.n_malicious))
-        inc = canonical_state(_unflat(bad, layout))
-        return apply_increment(canonical_state(head), inc), inc
 
 
 class CollusiveEvaluator:

@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from tclearn.consensus.candidate import Candidate
 from tclearn.data import DataPool
-from tclearn.learning import DirectoryModelStore, Evaluator, HyperParams, backtrack_to_floor, train_increment
-from tclearn.learning.train import batch_params
+from tclearn.learning import DirectoryModelStore, Evaluator, HyperParams
+from tclearn.learning.partner import Partner
 
 __all__ = ["NodeTrainer"]
 
@@ -39,6 +37,8 @@ class NodeTrainer:
                  converged: Callable[[], bool] | None = None,
                  on_batch: Callable[[str, tuple[str, ...], tuple[str, ...]], None] | None = None) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
+        # the batch policy, seeds, training, self-check and local-test share: the one partner of tclearn.learning
+        self.partner = Partner(task, pool, evaluator, hp, seed=seed, self_check_floor=self_check_floor)
         self.converged = converged
         self.on_batch = on_batch  # (candidate hash, new ids, re-used ids): the lists this node serves its validators
         self.self_check_floor = self_check_floor
@@ -64,10 +64,10 @@ class NodeTrainer:
             if self.log is not None:
                 self.log("turn_passed", height=height, reason="converged: the genesis stopping rule says so")
             return None
-        hp = self.hp.updated(hyperparams) if hyperparams else self.hp
+        hp = self.partner.hyperparams(hyperparams)
         # ids count contributions, they do not ration training: samples proposed before are trained
         # again (declared as re-used); only the local-test share is never trained on
-        fitted = batch_params(self.pool, hp)
+        fitted = self.partner.fits(hp)
         if fitted is None:
             return None  # too few samples for the coalition's minimum batch: pass the turn
         hp = fitted
@@ -75,14 +75,13 @@ class NodeTrainer:
             if self.fetch is None or not self.fetch(parent_model_hash):
                 return None  # cannot train on a model we cannot get: pass the turn
         head = self.store.get_state(parent_model_hash)
-        seed = int(np.random.default_rng([self.seed, height, len(self.used)]).integers(2**31))
         t0 = time.perf_counter()
-        res = train_increment(self.task, head, self.pool, hp, seed=seed, threads=1)
-        step = 1.0
-        if self.self_check_floor is not None:
-            res, check = backtrack_to_floor(self.task, head, res, self.evaluator.global_test, self.self_check_floor,
-                                            g_old=self.evaluator.global_score(parent_model_hash))
-            step = check.factor
+        # the training seed is drawn from (seed, height, proposals made): a retried height draws anew
+        turn = self.partner.increment(head, (height, len(self.used)), hp,
+                                      g_old=lambda: self.evaluator.global_score(parent_model_hash))
+        if turn is None:
+            return None  # cannot happen: the batch fits (checked above)
+        res, step = turn.result, turn.step
         if self.log is not None:
             self.log("trained", height=height, model=res.model_hash, train_s=round(time.perf_counter() - t0, 6),
                      step=step, learning_rate=hp.learning_rate, epochs=hp.epochs, parent=parent_model_hash)
@@ -94,8 +93,7 @@ class NodeTrainer:
         h, vault_head = published
         if self.on_batch is not None:
             self.on_batch(h, res.new_ids, res.reused_ids)
-        self.evaluator.add_local_test(res.local_test)
-        self.pool.hold_out(res.local_test_ids)
+        self.partner.keep_local_test(res)  # held out for good, and part of this node's L
         self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected
         self.used += list(res.new_ids)
         self.local += list(res.local_test_ids)
