@@ -4,7 +4,8 @@ One coalition of four digits nodes: blocks are committed; the founder reverts
 to block 2 and training continues from block 2's model; a hyper-parameter
 change is obeyed by the increments trained after its block; the genesis
 adaptive learning-rate policy is carried out by the nodes; a member whose data
-repeats another's (m2 holds m1's partition) has its batch refused with the
+repeats another's (m2 holds m1's partition) and whose modified node ignores
+the spent-id registry (`duplicating_node.py`) has its batch refused with the
 sample's id named; the founder removes m3, whose own request is then refused;
 bad requests are refused with a clear message and exit code; a node killed
 mid-run comes back and the spent-id registry rebuilt from any node's chain
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,13 +35,29 @@ from tclearn.ledger.genesis import GenesisConfig, build_genesis
 from tclearn.ledger.policies import LearningRatePolicy
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.verify import verify_chain
-from tclearn.node import chains, kill_node, node_status, setup_coalition, start_node, start_nodes, stop_nodes
+from tclearn.node import chains, kill_node, node_status, setup_coalition, start_node, stop_nodes
 from tclearn.node.batch_ids import BatchIdRegistry
+from tclearn.node.coalition import _pids, _save_pids
 from tclearn.node.config import NodeConfig
 
 pytestmark = pytest.mark.slow
 
 LR_FACTOR = 0.5
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+
+def _start_duplicating(out: Path, member: str) -> None:
+    """Start `member` as a node that claims spent samples as new (a modified node, `duplicating_node.py`)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(SRC) + os.pathsep + str(HERE))
+    with open(out / "nodes" / member / "stdout.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, str(HERE / "duplicating_node.py"),
+                                 str(out / "nodes" / member / "node.toml")],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    pids = _pids(out)
+    pids[member] = proc.pid
+    _save_pids(out, pids)
 
 
 def _with_adaptive_lr(out: Path) -> float:
@@ -85,7 +105,9 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
     cfg["m2"].write_text(dataclasses.replace(NodeConfig.load(cfg["m2"]), index=1).to_toml())
     run = CliRunner().invoke
     try:
-        start_nodes(out)
+        for m in ("m0", "m1", "m3"):
+            start_node(out, m)
+        _start_duplicating(out, "m2")
         _wait(lambda: _height(out) >= 3 and _moved_past(out, 2), 60, "an increment after block 2")
 
         # --- revert to block 2 (m0 is the founder, the one member genesis authorises) ---
@@ -155,6 +177,9 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
     # m2 repeats m1's samples: validators refused its batch, naming a sample m1 contributed
     refused = [e for m in ("m0", "m1", "m3") for e in _events(out, m, "batch_refused") if e["proposer"] == "m2"]
     assert refused and all(e["data_id"] for e in refused)
+    # honest trainers count contributions from the chain: no batch lists a never-contributed sample as re-used
+    never = [e for m in ("m0", "m1", "m2", "m3") for e in _events(out, m, "batch_refused") if "never contributed" in e["reason"]]
+    assert never == []
     m1_ids = BatchIdRegistry(out / "nodes" / "m1" / "data" / "batch_ids", lambda *a, **k: None)
     m1_ids.rebuild(chain)
     claimed = [e for e in refused if "claimed as new but was already contributed" in e["reason"]]

@@ -122,7 +122,8 @@ class Node:
                                    wanted=(lambda: self.propose_pending > 0) if on_demand else None,
                                    proposed=self._proposed, log=self.log,
                                    self_check_floor=GenesisConfig.from_payload(payload).floor if cfg.self_check
-                                   else None, converged=self.converged, on_batch=self._own_batch) if cfg.trains else None
+                                   else None, converged=self.converged, on_batch=self._own_batch,
+                                   spent=self.batch_ids.spent) if cfg.trains else None
         self.store = SQLiteChainStore(layout.chain)
         # the genesis stopping rule, read off the chain (every node reaches the same answer)
         self.stopping = GenesisConfig.from_payload(payload).stopping
@@ -135,6 +136,8 @@ class Node:
         if self.store.height() < 0:  # a first start: the driver appends genesis later; the policies need its rate
             self.progress.observe(self.genesis)
         self.batch_ids.rebuild(self.store)
+        for b in self.store:  # our samples count as contributed from the chain's accepted increments only
+            self._own_contribution(b)
         self.own_blocks = [{"index": b.index, "kind": b.kind, "hash": b.block_hash} for b in self.store
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
@@ -222,6 +225,15 @@ class Node:
             self.own_blocks.append({"index": block.index, "kind": block.kind, "hash": block.block_hash})
         self.fetcher.prefetch_head(block.model_hash, block.contributor)
         self.batch_ids.on_commit(block)
+        self._own_contribution(block)
+
+    def _own_contribution(self, block: Block) -> None:
+        """An accepted increment of ours on the chain: its new ids become the pool's contributions."""
+        if self.trainer is None or block.kind != "increment" or block.contributor != self.config.member_id:
+            return
+        ids = self.batch_ids.get(block.model_hash)
+        if ids is not None:
+            self.trainer.contributed(ids.new)
 
     # --- logging -------------------------------------------------------------------
     def _write(self, record: dict[str, Any]) -> None:

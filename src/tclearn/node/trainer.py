@@ -1,7 +1,15 @@
 """A node's trainer: the head model trained on a fresh batch of this partner's pool, as a `Candidate`.
 
-Recovery: what it trained on (ids used, local test ids) is kept in
-`trained.json`, so a restarted node never claims a sample as new twice.
+Contribution follows the chain: a batch's new ids count as contributed
+only once an accepted increment carrying them is committed (the node calls
+`contributed`, and hands the trainer its spent-id registry, the coalition's
+counted ids). A rejected proposal's samples stay fresh: the next batch claims
+them as new again. A sample any member contributed before is never claimed as
+new; it is trained on again as re-used (the validators' rule: re-used ids must
+be spent, by anyone — `tclearn.data.accounting`, as the demo's partners do).
+
+Recovery: the local-test ids (never trained on) are kept in `trained.json`;
+the contributed ones are rebuilt from the chain by the node.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import json
 import os
 import time
 from pathlib import Path
+from collections.abc import Container, Iterable
 from typing import Any, Callable
 
 from tclearn.consensus.candidate import Candidate
@@ -35,21 +44,22 @@ class NodeTrainer:
                  wanted: Callable[[], bool] | None = None, proposed: Callable[[], None] | None = None,
                  log: Callable[..., None] | None = None, self_check_floor: float | None = None,
                  converged: Callable[[], bool] | None = None,
-                 on_batch: Callable[[str, tuple[str, ...], tuple[str, ...]], None] | None = None) -> None:
+                 on_batch: Callable[[str, tuple[str, ...], tuple[str, ...]], None] | None = None,
+                 spent: Container[str] = ()) -> None:
         self.task, self.pool, self.evaluator, self.store, self.hp = task, pool, evaluator, store, hp
         # the batch policy, seeds, training, self-check and local-test share: the one partner of tclearn.learning
         self.partner = Partner(task, pool, evaluator, hp, seed=seed, self_check_floor=self_check_floor)
+        self.spent = spent  # the coalition's counted ids (the node's SpentIds), following its chain
         self.converged = converged
         self.on_batch = on_batch  # (candidate hash, new ids, re-used ids): the lists this node serves its validators
         self.self_check_floor = self_check_floor
         self.seed, self.record, self.fetch = seed, record, fetch
         self.wanted, self.proposed, self.log = wanted, proposed, log
-        self.used: list[str] = []
+        self.used: list[str] = []  # new ids of every proposal made (accepted or not): salts the next draw
         self.local: list[str] = []
-        if record.exists():  # recovery: what we trained on before a crash
+        if record.exists():  # recovery: what we trained on before a crash (contributions come from the chain)
             saved = json.loads(record.read_text())
             self.used, self.local = list(saved["used"]), list(saved["local"])
-            self.pool.mark_contributed(self.used)
             self.pool.hold_out(self.local)
             if self.local:
                 index = {i: n for n, i in enumerate(pool.ids)}
@@ -67,7 +77,7 @@ class NodeTrainer:
         hp = self.partner.hyperparams(hyperparams)
         # ids count contributions, they do not ration training: samples proposed before are trained
         # again (declared as re-used); only the local-test share is never trained on
-        fitted = self.partner.fits(hp)
+        fitted = self.partner.fits(hp, spent=self.spent)
         if fitted is None:
             return None  # too few samples for the coalition's minimum batch: pass the turn
         hp = fitted
@@ -77,7 +87,7 @@ class NodeTrainer:
         head = self.store.get_state(parent_model_hash)
         t0 = time.perf_counter()
         # the training seed is drawn from (seed, height, proposals made): a retried height draws anew
-        turn = self.partner.increment(head, (height, len(self.used)), hp,
+        turn = self.partner.increment(head, (height, len(self.used)), hp, spent=self.spent,
                                       g_old=lambda: self.evaluator.global_score(parent_model_hash))
         if turn is None:
             return None  # cannot happen: the batch fits (checked above)
@@ -94,8 +104,7 @@ class NodeTrainer:
         if self.on_batch is not None:
             self.on_batch(h, res.new_ids, res.reused_ids)
         self.partner.keep_local_test(res)  # held out for good, and part of this node's L
-        self.pool.mark_contributed(res.new_ids)  # never claimed as new twice, even if this one is rejected
-        self.used += list(res.new_ids)
+        self.used += list(res.new_ids)  # contributed only when committed in an accepted increment (`contributed`)
         self.local += list(res.local_test_ids)
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"used": self.used, "local": self.local}))
@@ -105,3 +114,8 @@ class NodeTrainer:
         return Candidate(model_hash=h, increment_hash=res.increment_hash, sample_count=res.sample_count,
                          data_ids_root=res.data_ids_root, reused_count=res.reused_count,
                          reused_ids_root=res.reused_ids_root, vault_head=vault_head)
+
+    def contributed(self, new_ids: Iterable[str]) -> None:
+        """An accepted increment of ours carrying `new_ids` was committed: they count as contributed from now on."""
+        own = set(self.pool.ids)
+        self.pool.mark_contributed(i for i in new_ids if i in own)
