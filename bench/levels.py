@@ -19,7 +19,13 @@ whether B's head models are A's (the same bytes: the vault must not change
 what is learnt). The cost of the marks is C's final score minus A's.
 
     python bench/levels.py [--task digits] [--partners 4] [--seeds 0 1 2] [--rounds 200]
-                           [--out bench/results/levels.json]
+                           [--out bench/results/levels_digits.json]
+
+`--network SECONDS` instead runs node processes over mutual TLS (`coalition
+up`) at level A and at level B (models only through the vault service) for
+SECONDS each after every node answers, alternating A, B, A, B (`--repeat`),
+and reports blocks per minute, the vault's journal and whether its anchors
+verify against a node's chain (→ `levels_network_<task>.json`).
 """
 
 from __future__ import annotations
@@ -71,6 +77,63 @@ def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: 
     return row
 
 
+def network_run(task: str, partners: int, seed: int, level: str, seconds: float, work: Path) -> dict[str, Any]:
+    from tclearn.node import chains, setup_coalition, start_nodes, stop_nodes, wait_for_height
+    from tclearn.node.vault_setup import supervisor_dir
+
+    out = work / f"net-{level}-{time.monotonic_ns()}"
+    setup_coalition(out, partners, task=task, seed=seed, level=level)
+    try:
+        start_nodes(out)
+        if not wait_for_height(out, 0, 120):
+            raise RuntimeError(f"level {level}: the nodes did not answer")
+        start = min(len(c) for c in chains(out).values()) - 1
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        end = min(len(c) for c in chains(out).values()) - 1
+        elapsed = time.monotonic() - t0
+    finally:
+        stop_nodes(out)
+    all_chains = chains(out)
+    first = next(iter(all_chains.values()))
+    row: dict[str, Any] = {"level": level, "seconds": elapsed, "blocks": end - start,
+                           "blocks_per_min": 60.0 * (end - start) / elapsed, "height": len(first) - 1,
+                           "load": os.getloadavg()}
+    if level == "B":
+        t0 = time.perf_counter()
+        checked = verify_journal_against_chain(supervisor_dir(out) / "vault" / "journal.jsonl", first)
+        row["audit_verify_chain_s"] = time.perf_counter() - t0
+        row["anchors_checked"] = len(checked.anchors)
+        row["journal_entries"] = len(checked.entries)
+        row["granted"] = sum(e.outcome == "granted" for e in checked.entries)
+        row["refused"] = sum(e.outcome == "refused" for e in checked.entries)
+        row["model_files_on_nodes"] = sum(1 for _ in out.glob("nodes/*/data/models/**/*.safetensors"))
+    return row
+
+
+def network_main(args: argparse.Namespace) -> None:
+    out_path = args.out or Path(__file__).with_name("results") / f"levels_network_{args.task}.json"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-levels-net-") as tmp:
+        for _ in range(args.repeat):
+            for level in ("A", "B"):
+                row = network_run(args.task, args.partners, args.seeds[0], level, args.network, Path(tmp))
+                rows.append(row)
+                print(f"level {level}: {row['blocks']} blocks in {row['seconds']:.0f} s = "
+                      f"{row['blocks_per_min']:.1f} blocks/min (load {row['load'][0]:.1f})", flush=True)
+    summary = {lv: {"blocks_per_min_mean": float(np.mean([r["blocks_per_min"] for r in rows if r["level"] == lv])),
+                    "runs": sum(r["level"] == lv for r in rows)} for lv in ("A", "B")}
+    summary["B_over_A"] = summary["B"]["blocks_per_min_mean"] / max(summary["A"]["blocks_per_min_mean"], 1e-9)
+    print(f"A {summary['A']['blocks_per_min_mean']:.1f} blocks/min, B {summary['B']['blocks_per_min_mean']:.1f} "
+          f"blocks/min: B/A = {summary['B_over_A']:.2f}")
+    doc = {"bench": "levels_network", "task": args.task, "partners": args.partners, "seconds": args.network,
+           "summary": summary, "runs": rows,
+           "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()}}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out_path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="digits")
@@ -78,7 +141,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--network", type=float, default=0.0, help="seconds per node-process run (A vs B); 0: the demo")
+    ap.add_argument("--repeat", type=int, default=2, help="with --network: A, B pairs")
     args = ap.parse_args()
+    if args.network:
+        network_main(args)
+        return
     out_path = args.out or Path(__file__).with_name("results") / f"levels_{args.task}.json"
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-levels-") as tmp:

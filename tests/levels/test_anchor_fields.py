@@ -7,6 +7,7 @@ their hashes (the golden vector, tests/ledger/test_ledger_golden.py, pins that).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -107,9 +108,35 @@ def test_check_anchors_finds_a_cut_and_a_rewrite() -> None:
 def test_chain_anchors_reads_the_proposals_of_increment_and_rejected_blocks() -> None:
     class _B:
         def __init__(self, kind: str, proposal: Proposal | None) -> None:
+            self.index = 0
             self.kind, self.payload = kind, ({"proposal": proposal.to_dict()} if proposal else {})
 
     blocks = [_B("genesis", None), _B("increment", _proposal(vault_head=f"3:{_h('a')}")),
               _B("rejected", _proposal(vault_head=f"7:{_h('b')}")), _B("increment", _proposal()),
               _B("increment", _proposal(vault_head=f"3:{_h('a')}"))]
     assert chain_anchors(blocks) == [f"3:{_h('a')}", f"7:{_h('b')}"]  # type: ignore[arg-type]
+
+
+def test_a_false_anchor_is_reported_with_the_block_and_proposer_that_recorded_it(tmp_path: Path) -> None:
+    from tclearn.vault.anchors import verify_journal_against_chain
+    from tclearn.vault.journal import Journal
+
+    sup = Identity.from_seed("supervisor", b"anchor fields")
+    journal = Journal(tmp_path / "journal.jsonl", sup, lambda: 1_000)
+    made = [journal.append("m1", "publish", _h(f"o{i}"), "granted") for i in range(4)]
+    journal.close()
+
+    class _B:
+        def __init__(self, index: int, kind: str, payload: dict) -> None:  # type: ignore[type-arg]
+            self.index, self.kind, self.payload = index, kind, payload
+
+    genesis = _B(0, "genesis", {"config": {"supervisor_key": sup.public_key}})
+    good = _B(1, "increment", {"proposal": _proposal(vault_head=f"{made[1].seq}:{made[1].hash}").to_dict()})
+    checked = verify_journal_against_chain(tmp_path / "journal.jsonl", [genesis, good])  # type: ignore[list-item]
+    assert checked.anchors == [f"1:{made[1].hash}"] and checked.last_anchor_seq == 1
+    false = _B(2, "rejected", {"proposal": _proposal(vault_head=f"9:{_h('never')}").to_dict()})
+    with pytest.raises(IntegrityError, match=r"recorded by m1's proposal in block 2"):
+        verify_journal_against_chain(tmp_path / "journal.jsonl", [genesis, good, false])  # type: ignore[list-item]
+    with pytest.raises(IntegrityError, match="not the one genesis records"):
+        verify_journal_against_chain(tmp_path / "journal.jsonl", [genesis, good],  # type: ignore[list-item]
+                                     supervisor_pub=Identity.from_seed("other", b"x").public_key)

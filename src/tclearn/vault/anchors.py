@@ -12,7 +12,11 @@ proposer and certified with its block. So the journal must
 - still hold, at each anchored sequence number, the entry with the anchored hash.
 
 `verify_journal_against_chain` checks both; `tclearn audit verify DIR --chain
-chain.db` runs it on a verified chain.
+chain.db` runs it on a verified chain. A failing anchor is reported with the
+block and the proposer that recorded it: a proposer can sign a head that
+never existed (nobody checks it when the block is made), so one member's
+anchors failing while later anchors of others hold points at that member,
+not at the journal.
 """
 
 from __future__ import annotations
@@ -40,13 +44,18 @@ class AnchorCheck:
 
 def chain_anchors(blocks: Iterable[Block]) -> list[str]:
     """The journal heads (SEQ:HASH) recorded by the chain's proposals, in chain order, each once."""
-    seen: dict[str, None] = {}
+    return list(_anchor_sources(blocks))
+
+
+def _anchor_sources(blocks: Iterable[Block]) -> dict[str, tuple[int, str]]:
+    """Each anchor -> (index of the first block recording it, its proposer)."""
+    seen: dict[str, tuple[int, str]] = {}
     for block in blocks:
         if block.kind in ("increment", "rejected"):
-            head = Proposal.from_dict(block.payload["proposal"]).vault_head
-            if head:
-                seen.setdefault(head, None)
-    return list(seen)
+            p = Proposal.from_dict(block.payload["proposal"])
+            if p.vault_head:
+                seen.setdefault(p.vault_head, (block.index, p.proposer))
+    return seen
 
 
 def genesis_supervisor_key(genesis: Block) -> bytes | None:
@@ -73,7 +82,13 @@ def verify_journal_against_chain(journal_path: Path, blocks: list[Block],
     if supervisor_pub is not None and supervisor_pub != key:
         raise IntegrityError("the vault's supervisor key is not the one genesis records")
     entries = verify_journal(journal_path, key)
-    anchors = chain_anchors(blocks)
-    check_anchors(entries, anchors)
+    sources = _anchor_sources(blocks)
+    for anchor, (index, proposer) in sources.items():
+        try:
+            check_anchors(entries, [anchor])
+        except IntegrityError as exc:
+            raise IntegrityError(f"{exc} (the head {anchor[:24]}… recorded by {proposer}'s proposal in block "
+                                 f"{index})") from None
+    anchors = list(sources)
     last = max((int(a.partition(":")[0]) for a in anchors), default=None)
     return AnchorCheck(entries, anchors, last)
