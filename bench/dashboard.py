@@ -7,8 +7,10 @@ as a node keeps it. The dashboard is then served from that store, on the
 loopback plain-HTTP server and on the node's mutual-TLS server (`NodeServer`,
 TLS 1.3, a member's client certificate), and measured at three levels:
 
-* index: `ChainIndex.sync()` of the whole chain from SQLite (cold start: once
-  per process, at node start; then a few blocks per poll);
+* cold: as a node that has just started, the index is built in a background
+  thread (`ChainIndex.catch_up`) while the browser asks for the first page,
+  which previews the newest blocks straight from the store; then the time
+  the whole index took (once per process; then a few blocks per poll);
 * server render: `GET /` answered by the router (warm index; median);
 * browser: Debian's Chromium under Playwright opens `/` in a fresh context
   (no cache, a new connection: the mutual-TLS handshake included) and we read
@@ -84,31 +86,40 @@ def _median(xs: list[float]) -> float:
 def serve_and_measure(chain: Path, repeat: int, pki: Path, browser: Any) -> dict[str, Any]:
     store = SQLiteChainStore(chain, create=False, read_only=True)
     source = DashboardSource(ChainIndex(store), title="bench", member="m0")
-    t = time.perf_counter()
-    height = source.sync()
-    index_s = time.perf_counter() - t
     router = Router()
     mount(router, source)
-    renders, sizes = [], []
-    for _ in range(max(5, repeat)):
-        t = time.perf_counter()
-        _, _, body = router.dispatch("GET", "/", "m0", b"", Query({}))
-        renders.append(time.perf_counter() - t)
-        sizes.append(len(body))
-    t = time.perf_counter()
-    series = router.dispatch("GET", "/api/series", "m0", b"", Query({}))[2]
-    series_s = time.perf_counter() - t
-    out: dict[str, Any] = {"height": height, "index_sync_s": index_s, "server_render_s": _median(renders),
-                           "page_bytes": sizes[0], "series_s": series_s, "series_bytes": len(series)}
+    height = store.height()
     member = issue_member(pki, f"viewer-{height}", hosts=("127.0.0.1",))
+    certs = [{"origin": "", "certPath": str(member.cert), "keyPath": str(member.key)}]
     tls = NodeServer(router, server_context(pki / "ca.crt", member.cert, member.key),
                      MemberAllowList.from_certs([member.cert]), member_id="m0").start()
+    certs[0]["origin"] = tls.url
     loop = LoopbackServer(router).start()
+    out: dict[str, Any] = {"height": height}
     try:
-        for name, url, certs in (("loopback_http", loop.url, None),
-                                 ("mutual_tls", tls.url + "/", [{"origin": tls.url, "certPath": str(member.cert),
-                                                                 "keyPath": str(member.key)}])):
-            out[name] = browser_loads(browser, url, certs, repeat)
+        warm_up(browser, loop.url + "static/dashboard.css")
+        # cold: as a node just started, the index is built in the background while the first page is asked
+        t = time.perf_counter()
+        source.index.catch_up(inline_blocks=0)
+        cold = browser_loads(browser, tls.url + "/", certs, 1, warm_first=False)
+        cold["indexed_blocks_at_first_screen"] = source.index.height + 1
+        background = source.index._background
+        if background is not None:
+            background.join()
+        out["index_sync_s"] = time.perf_counter() - t
+        out["cold_mutual_tls"] = cold
+        renders, sizes = [], []
+        for _ in range(max(5, repeat)):
+            t = time.perf_counter()
+            _, _, body = router.dispatch("GET", "/", "m0", b"", Query({}))
+            renders.append(time.perf_counter() - t)
+            sizes.append(len(body))
+        t = time.perf_counter()
+        series = router.dispatch("GET", "/api/series", "m0", b"", Query({}))[2]
+        out.update(server_render_s=_median(renders), page_bytes=sizes[0], series_s=time.perf_counter() - t,
+                   series_bytes=len(series))
+        out["loopback_http"] = browser_loads(browser, loop.url, None, repeat)
+        out["mutual_tls"] = browser_loads(browser, tls.url + "/", certs, repeat)
     finally:
         loop.stop()
         tls.stop()
@@ -116,9 +127,18 @@ def serve_and_measure(chain: Path, repeat: int, pki: Path, browser: Any) -> dict
     return out
 
 
-def browser_loads(browser: Any, url: str, certs: list[dict[str, str]] | None, repeat: int) -> dict[str, float]:
+def warm_up(browser: Any, url: str) -> None:
+    """One throwaway page load: Chromium's own first-use costs (processes, fonts) are not the dashboard's."""
+    context = browser.new_context()
+    context.new_page().goto(url)
+    context.close()
+
+
+def browser_loads(browser: Any, url: str, certs: list[dict[str, str]] | None, repeat: int,
+                  warm_first: bool = True) -> dict[str, Any]:
+    """Median timings of `repeat` loads of `url`, each in a fresh context (a new connection, nothing cached)."""
     fcp, dcl, chart, visible = [], [], [], []
-    for _ in range(repeat + 1):  # the first load warms Chromium itself (process, fonts): not counted
+    for n in range(repeat + int(warm_first)):  # a first load warms this context kind: not counted
         kwargs: dict[str, Any] = {"viewport": {"width": 1400, "height": 1000}}
         if certs is not None:
             kwargs.update(client_certificates=certs, ignore_https_errors=True)
@@ -131,19 +151,22 @@ def browser_loads(browser: Any, url: str, certs: list[dict[str, str]] | None, re
         page.wait_for_selector("#score-chart[data-drawn]", timeout=60_000)
         timing = page.evaluate("""() => {
             const nav = performance.getEntriesByType('navigation')[0];
-            const paint = performance.getEntriesByName('first-contentful-paint')[0];
+            const paint = performance.getEntriesByName('first-contentful-paint')[0]
+                || performance.getEntriesByName('first-paint')[0];
             return {fcp: paint ? paint.startTime : null, dcl: nav.domContentLoadedEventEnd, now: performance.now()};
         }""")
         context.close()
-        if _ == 0:
+        if warm_first and n == 0:
             continue
         visible.append(seen)
-        fcp.append(timing["fcp"] / 1000)
+        if timing["fcp"] is not None:  # Chromium skips the paint entry now and then: the sample is dropped
+            fcp.append(timing["fcp"] / 1000)
         dcl.append(timing["dcl"] / 1000)
         chart.append(timing["now"] / 1000)
     return {"first_contentful_paint_s": _median(fcp), "dom_content_loaded_s": _median(dcl),
             "chart_drawn_s": _median(chart), "timeline_visible_wall_s": _median(visible),
-            "first_contentful_paint_max_s": max(fcp)}
+            "first_contentful_paint_max_s": max(fcp, default=float("nan")), "paint_samples": len(fcp),
+            "loads": len(visible)}
 
 
 def main() -> None:
@@ -173,8 +196,8 @@ def main() -> None:
             browser.close()
     results["load_avg_after"] = os.getloadavg()[0]
     big = results["chains"][str(args.blocks)]
-    results["goal_met"] = big["mutual_tls"]["first_contentful_paint_s"] < GOAL_S and \
-        big["loopback_http"]["first_contentful_paint_s"] < GOAL_S
+    results["goal_met"] = all(big[k]["first_contentful_paint_s"] < GOAL_S
+                              for k in ("mutual_tls", "loopback_http", "cold_mutual_tls"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
@@ -193,6 +216,12 @@ def print_table(results: dict[str, Any]) -> None:
                   f"{row['page_bytes'] / 1024:>6.0f}KB {row['series_bytes'] / 1024:>7.0f}KB | {name:<13} "
                   f"{b['first_contentful_paint_s'] * 1000:>5.0f}ms {b['dom_content_loaded_s'] * 1000:>5.0f}ms "
                   f"{b['timeline_visible_wall_s'] * 1000:>6.0f}ms {b['chart_drawn_s'] * 1000:>5.0f}ms")
+    for n, row in results["chains"].items():
+        c = row["cold_mutual_tls"]
+        print(f"{n:>7} blocks, cold (node just started, index built in the background): first contentful paint "
+              f"{c['first_contentful_paint_s'] * 1000:.0f} ms over mutual TLS with {c['indexed_blocks_at_first_screen']}"
+              f" blocks indexed; chart first drawn (blocks indexed so far) at {c['chart_drawn_s']:.1f} s; whole index "
+              f"{row['index_sync_s']:.1f} s")
     print(f"goal: first screen of {max(results['chains'], key=int)} blocks < {results['goal_first_screen_s']} s: "
           f"{'met' if results['goal_met'] else 'NOT met'} (load avg {results['load_avg_before']:.1f} → "
           f"{results['load_avg_after']:.1f} on {results['cpus']} CPUs)")

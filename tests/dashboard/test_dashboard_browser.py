@@ -98,6 +98,9 @@ def coalition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (node_status(out, "m0") or {}).get("height", 0) < 1:
+            if proc.poll() is not None:  # the degrading node died: say why at once
+                log_tail = (out / "nodes" / "m2" / "stdout.log").read_text()[-2000:]
+                pytest.fail(f"degrading_node.py exited with {proc.returncode}:\n{log_tail}")
             time.sleep(0.5)
         assert (node_status(out, "m0") or {}).get("height", 0) >= 1, "m0 committed no block in 120 s"
         yield {"out": out, "rows": {r["member"]: r for r in rows}, "loopback": port, "vault": vault,

@@ -199,3 +199,20 @@ def test_peer_health_reports_head_lag_and_unreachable_peers() -> None:
     assert not rows["m2"].reachable and "refused" in rows["m2"].note and rows["m2"].lag is None
     health.rows()
     assert calls["m1"] == 1  # answers are cached: a page does not cost the peers a request each
+
+
+def test_first_screen_previews_the_newest_blocks_while_the_index_is_built(store: MemoryChainStore) -> None:
+    router, source = _serve(store)
+    source.index._sync_lock.acquire()  # the node's background indexing of a long chain, still at work
+    try:
+        html = _get(router, "/")[2].decode()
+        assert source.index.height == -1 and "indexing the chain: 0 of 130 blocks" in html
+        shown = [int(part.split('"')[0]) for part in html.split('data-index="')[1:]]
+        assert shown == list(range(129, 129 - PAGE_BLOCKS, -1))  # read directly from the store
+        assert json.loads(_get(router, "/api/blocks", since="127")[2])["blocks"][-1]["index"] == 129
+        assert not json.loads(_get(router, "/api/series")[2])["complete"]
+    finally:
+        source.index._sync_lock.release()
+    source.index.catch_up()
+    assert source.index.height == 129 and json.loads(_get(router, "/api/series")[2])["complete"]
+    assert "indexing the chain" not in _get(router, "/")[2].decode()

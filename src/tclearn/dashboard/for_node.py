@@ -53,8 +53,8 @@ def node_source(node: "Node", settings: DashboardSettings) -> DashboardSource:
     source = DashboardSource(ChainIndex(node.store), title=str(coalition), member=cfg.member_id, health=health,
                              journal=journal, reference=settings.reference)
     # index the chain in the background (10,000 blocks: seconds, mostly decoding them), not on the node's
-    # start path nor on the first page; a page asked meanwhile waits for the index's lock
-    threading.Thread(target=source.sync, name="tclearn-dashboard-index", daemon=True).start()
+    # start path; a page asked meanwhile previews the newest blocks (ChainIndex.rows_or_preview)
+    source.index.catch_up(inline_blocks=0)
     return source
 
 

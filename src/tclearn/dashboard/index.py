@@ -33,12 +33,13 @@ from typing import Any, Callable
 
 from tclearn.errors import InvalidBlockError, TCLearnError
 from tclearn.ledger.block import Block
+from tclearn.ledger.genesis import GenesisConfig
 from tclearn.ledger.records import QualityVote
 from tclearn.ledger.state import ChainState
 from tclearn.ledger.store import ChainStore
 from tclearn.ledger.verify import verify_block, verify_genesis
 
-__all__ = ["BlockRow", "ChainIndex", "MemberRow", "Verdict", "rejection_reason", "CHECKPOINT_EVERY",
+__all__ = ["BlockRow", "ChainIndex", "MemberRow", "Verdict", "block_row", "rejection_reason", "CHECKPOINT_EVERY",
            "SYNC_BATCH_BLOCKS"]
 
 CHECKPOINT_EVERY = 256  # a ChainState kept every this many blocks: a block page folds at most this many
@@ -166,6 +167,26 @@ def _governance_reason(block: Block) -> str:
     return ""
 
 
+def block_row(block: Block, config: GenesisConfig) -> BlockRow:
+    """The row of one block (its kind's decision in words, the majority G scores of its votes)."""
+    votes = block.quality_votes
+    g_old, g_new = _majority(votes)
+    if block.kind == "rejected":
+        reason = rejection_reason(votes, config.committee_size, config.floor, config.lam)
+    elif block.kind == "increment":
+        reason = f"{sum(v.accept for v in votes)} of {config.committee_size} validators accepted"
+    else:
+        reason = _governance_reason(block)
+    flagged = block.payload.get("flagged", [])
+    return BlockRow(
+        index=block.index, timestamp=block.timestamp, kind=block.kind, block_hash=block.block_hash,
+        model_hash=block.model_hash, contributor=block.contributor, general=block.general,
+        accepts=sum(1 for v in votes if v.accept), rejects=sum(1 for v in votes if not v.accept),
+        certificate=len(block.block_votes), g_old=g_old, g_new=g_new,
+        flagged=tuple(str(f) for f in flagged) if isinstance(flagged, list) else (),
+        reason=reason, strengths=dict(block.strengths))
+
+
 class ChainIndex:
     """Rows, member statistics, G scores and verification checkpoints of one chain (thread-safe)."""
 
@@ -184,57 +205,57 @@ class ChainIndex:
         # supervisor key: what the audit journal is checked against (tclearn.vault.anchors)
         self._anchors: dict[str, None] = {}
         self.supervisor_key: bytes | None = None
+        self._sync_lock = threading.Lock()  # one syncer at a time; `_lock` guards what readers read
+        self._config: GenesisConfig | None = None
+        self._background: threading.Thread | None = None
 
     # --- following the store -----------------------------------------------------------------
-    def sync(self, max_blocks: int | None = None) -> int:
-        """Fold the blocks appended since the last call (all, or at most `max_blocks`); the height seen."""
-        with self._lock:
+    def sync(self, max_blocks: int | None = None, *, wait: bool = True) -> int:
+        """Fold the blocks appended since the last call (all, or at most `max_blocks`); the height indexed.
+
+        One syncer at a time; with `wait=False` a caller that finds another one
+        at work (the first indexing of a long chain) returns at once with the
+        height indexed so far, and pages fill what is missing by `preview`.
+        Readers only ever wait for one batch to be folded in.
+        """
+        if not self._sync_lock.acquire(blocking=wait):
+            return self.height
+        try:
             target = self.store.height()
             if max_blocks is not None:
-                target = min(target, len(self._rows) - 1 + max_blocks)
-            while len(self._rows) - 1 < target:
-                start = len(self._rows)
+                target = min(target, self.height + max_blocks)
+            while self.height < target:
+                start = self.height + 1
                 blocks = self.store.blocks_range(start, min(SYNC_BATCH_BLOCKS, target - start + 1))
                 if not blocks:
                     break
-                for block in blocks:
-                    self._fold(block)
-            return len(self._rows) - 1
+                with self._lock:
+                    for block in blocks:
+                        self._fold(block)
+            return self.height
+        finally:
+            self._sync_lock.release()
 
     def _fold(self, block: Block) -> None:
         if block.index == 0:
             state = ChainState.from_genesis(block)
+            self._config = state.config
             key = block.payload.get("config", {}).get("supervisor_key")
             self.supervisor_key = bytes(key) if isinstance(key, (bytes, bytearray)) else None
         else:
             assert self._state is not None
             state = self._state
-        config = state.config
-        votes = block.quality_votes
-        g_old, g_new = _majority(votes)
+        row = block_row(block, state.config)
         if block.kind in ("increment", "rejected"):
             proposal = block.payload.get("proposal", {})
             parent, candidate = proposal.get("parent_model_hash"), proposal.get("model_hash")
-            if isinstance(parent, str) and g_old is not None:
-                self._scores.setdefault(parent, g_old)
-            if isinstance(candidate, str) and g_new is not None:
-                self._scores.setdefault(candidate, g_new)
+            if isinstance(parent, str) and row.g_old is not None:
+                self._scores.setdefault(parent, row.g_old)
+            if isinstance(candidate, str) and row.g_new is not None:
+                self._scores.setdefault(candidate, row.g_new)
             anchor = proposal.get("vault_head")
             if isinstance(anchor, str) and anchor:
                 self._anchors.setdefault(anchor, None)
-            reason = (rejection_reason(votes, config.committee_size, config.floor, config.lam)
-                      if block.kind == "rejected" else f"{sum(v.accept for v in votes)} of {config.committee_size} "
-                                                       f"validators accepted")
-        else:
-            reason = _governance_reason(block)
-        flagged = block.payload.get("flagged", [])
-        row = BlockRow(
-            index=block.index, timestamp=block.timestamp, kind=block.kind, block_hash=block.block_hash,
-            model_hash=block.model_hash, contributor=block.contributor, general=block.general,
-            accepts=sum(1 for v in votes if v.accept), rejects=sum(1 for v in votes if not v.accept),
-            certificate=len(block.block_votes), g_old=g_old, g_new=g_new,
-            flagged=tuple(str(f) for f in flagged) if isinstance(flagged, list) else (),
-            reason=reason, strengths=dict(block.strengths))
         self._rows.append(row)
         self.kind_counts[block.kind] = self.kind_counts.get(block.kind, 0) + 1
         self._state = state if block.index == 0 else state.apply(block)
@@ -242,6 +263,53 @@ class ChainIndex:
             self._checkpoints[block.index] = self._state
             self._checkpoint_heights.append(block.index)
         self._count_members(block, row)
+
+    def catch_up(self, inline_blocks: int = SYNC_BATCH_BLOCKS) -> int:
+        """Index what is new: up to `inline_blocks` now, the rest in a background thread; the height indexed.
+
+        What a request calls: a poll finds a block or two and folds them at
+        once, while the first look at a long chain returns after one batch and
+        leaves the rest to the thread (pages preview the blocks not yet indexed).
+        """
+        if inline_blocks > 0:
+            self.sync(max_blocks=inline_blocks, wait=False)
+        if not self.complete:
+            with self._lock:
+                if self._background is None or not self._background.is_alive():
+                    self._background = threading.Thread(target=self.sync, name="tclearn-dashboard-index",
+                                                        daemon=True)
+                    self._background.start()
+        return self.height
+
+    # --- before the index has caught up ---------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        """Whether every block of the store is indexed."""
+        return self.height >= self.store.height()
+
+    def rows_or_preview(self, start: int, count: int) -> list[BlockRow]:
+        """Rows `start .. start+count-1`: from the index, and past what it holds, decoded from the store now.
+
+        Lets the first screen of a long chain show while the index is still being
+        built; `count` bounds the blocks decoded here.
+        """
+        start = max(0, start)
+        rows = self.rows(start, count)
+        nxt = start + len(rows)
+        if len(rows) < count and nxt > self.height:
+            config = self.genesis_config()
+            if config is not None:
+                rows += [block_row(b, config) for b in self.store.blocks_range(nxt, count - len(rows))]
+        return rows
+
+    def genesis_config(self) -> GenesisConfig | None:
+        """The chain's genesis configuration (read from the store if the index has not reached it)."""
+        if self._config is None:
+            try:
+                self._config = ChainState.from_genesis(self.store.get(0)).config
+            except (TCLearnError, IndexError, KeyError):
+                return None
+        return self._config
 
     def _count_members(self, block: Block, row: BlockRow) -> None:
         assert self._state is not None
@@ -296,7 +364,10 @@ class ChainIndex:
         return self._scores.get(model_hash)
 
     def head_score(self, row: BlockRow) -> float | None:
-        return self._scores.get(row.model_hash)
+        score = self._scores.get(row.model_hash)
+        if score is None and row.index > self.height:  # a previewed row: what its own votes say
+            return row.g_new if row.kind == "increment" else row.g_old if row.kind == "rejected" else None
+        return score
 
     @property
     def state(self) -> ChainState | None:

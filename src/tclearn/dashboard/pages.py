@@ -50,7 +50,7 @@ def _page(source: DashboardSource, page: str, title: str, body: str, *, charts: 
     scripts = ('<script src="/static/uPlot.iife.min.js"></script>' if charts else "") + \
         '<script src="/static/dashboard.js"></script>'
     return _layout().substitute(title=esc(title), head=head, page=esc(page), coalition=esc(source.title), nav=nav,
-                                member=esc(source.member), height=esc(source.index.height), body=body,
+                                member=esc(source.member), height=esc(source.height), body=body,
                                 scripts=scripts)
 
 
@@ -91,19 +91,24 @@ TIMELINE_HEADERS = ("#", "time (UTC)", "kind", "proposer", "quality votes", "G (
 
 def timeline_page(source: DashboardSource, before: int | None) -> str:
     index = source.index
-    height = index.height
+    height = source.height
     top = height if before is None else min(height, before - 1)
     start = max(0, top - PAGE_BLOCKS + 1)
-    rows = list(reversed(index.rows(start, top - start + 1)))
-    state = index.state
-    committee = state.config.committee_size if state is not None else 0
-    head = index.row(height)
-    head_score = index.head_score(head) if head is not None else None
+    rows = list(reversed(index.rows_or_preview(start, top - start + 1)))
+    config = index.genesis_config()
+    committee = config.committee_size if config is not None else 0
+    heads = index.rows_or_preview(height, 1)
+    head_score = index.head_score(heads[0]) if heads else None
     cards = [("height", str(height)), ("head G score", _score(head_score) or "–")]
     if source.reference is not None:
         cards.append((source.reference_label, _score(source.reference)))
     for kind in KINDS[1:]:
         cards.append((kind, str(index.kind_counts.get(kind, 0))))
+    if index.height < height:
+        source_notes = [f"indexing the chain: {index.height + 1} of {height + 1} blocks so far (counts and chart "
+                        f"complete when it is done; the rows below are read directly)"]
+    else:
+        source_notes = []
     card_html = "".join(f'<div class="card" data-card="{esc(label)}"><div class="label">{esc(label)}</div>'
                         f'<div class="value">{esc(value)}</div></div>' for label, value in cards)
     pager = []
@@ -120,7 +125,7 @@ def timeline_page(source: DashboardSource, before: int | None) -> str:
             + _table(TIMELINE_HEADERS, (timeline_row(r, index.head_score(r), committee) for r in rows),
                      table_id="timeline", numeric=(0, 5, 6))
             + f'<div class="pager">{"".join(pager)}</div>'
-            f'<p class=muted>{esc(" · ".join(source.notes))}</p>')
+            f'<p class=muted id=notes>{esc(" · ".join(source_notes + source.notes))}</p>')
     page = _page(source, "timeline", "Chain", body, charts=True)
     return page.replace('<body data-page="timeline">',
                         f'<body data-page="timeline" data-height="{height}" data-live="{int(before is None)}"'
@@ -159,7 +164,7 @@ def block_page(source: DashboardSource, block: Block, verdict: Verdict, committe
     links = []
     if i > 0:
         links.append(f'<a href="/blocks/{i - 1}">← block {i - 1}</a>')
-    if i < index.height:
+    if i < source.height:
         links.append(f'<a href="/blocks/{i + 1}">block {i + 1} →</a>')
     pairs = [("kind", _kind(block.kind)), ("time", esc(fmt_time(block.timestamp))),
              ("contributor", esc(block.contributor or "")), ("general", esc(block.general)),

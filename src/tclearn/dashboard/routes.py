@@ -92,11 +92,13 @@ def mount(router: Router, source: DashboardSource) -> None:
     static = _static()
 
     def timeline(caller: str, body: bytes, query: Any) -> HandlerResult:
-        height = source.sync()
+        source.sync()
+        height = source.height
         return _html(pages.timeline_page(source, _int(query, "before", None, 1, height + 1)))
 
     def block(caller: str, body: bytes, query: Any) -> HandlerResult:
-        height = source.sync()
+        source.sync()
+        height = source.height
         raw = query.get("index", "")
         if not raw.isdigit() or int(raw) > height:
             return _html(pages.not_found_page(source, f"no block {raw} on this chain (height {height})"), 404)
@@ -113,28 +115,30 @@ def mount(router: Router, source: DashboardSource) -> None:
         return _html(pages.journal_page(source, _filters(query), _int(query, "before", None, 0, 1 << 40)))
 
     def api_summary(caller: str, body: bytes, query: Any) -> HandlerResult:
-        height = source.sync()
-        index = source.index
-        head = index.row(height)
+        source.sync()
+        height, index = source.height, source.index
+        heads = index.rows_or_preview(height, 1)
+        config = index.genesis_config()
         return _json({"title": source.title, "member": source.member, "height": height,
-                      "head": head.to_json(index.head_score(head)) if head else None,
+                      "indexed": index.height, "complete": index.height >= height,
+                      "head": heads[0].to_json(index.head_score(heads[0])) if heads else None,
                       "kinds": dict(index.kind_counts), "reference": source.reference,
                       "reference_label": source.reference_label, "poll_ms": POLL_MS,
-                      "committee": index.state.config.committee_size if index.state else None})
+                      "committee": config.committee_size if config is not None else None})
 
     def api_blocks(caller: str, body: bytes, query: Any) -> HandlerResult:
-        height = source.sync()
-        index = source.index
+        source.sync()
+        height, index = source.height, source.index
         since = _int(query, "since", None, 0, 1 << 40)
         before = _int(query, "before", None, 0, 1 << 40)
         if (since is None) == (before is None):
             raise RequestError(400, "give exactly one of since or before")
         limit = _int(query, "limit", API_MAX_BLOCKS, 1, API_MAX_BLOCKS) or API_MAX_BLOCKS
         if since is not None:
-            rows = index.rows(since + 1, limit)
+            rows = index.rows_or_preview(since + 1, limit)
         else:
             end = min(height + 1, before or 0)
-            rows = index.rows(max(0, end - limit), end - max(0, end - limit))
+            rows = index.rows_or_preview(max(0, end - limit), end - max(0, end - limit))
         return _json({"height": height, "blocks": [r.to_json(index.head_score(r)) for r in rows],
                       "more": bool(rows) and since is not None and rows[-1].index < height})
 
@@ -142,6 +146,7 @@ def mount(router: Router, source: DashboardSource) -> None:
         source.sync()
         points = _int(query, "points", DEFAULT_SERIES_POINTS, 2, MAX_SERIES_POINTS) or DEFAULT_SERIES_POINTS
         series = source.index.series(points)
+        series["complete"] = source.index.height >= source.height
         series["reference"] = source.reference
         series["reference_label"] = source.reference_label
         return _json(series)

@@ -202,7 +202,13 @@ class DashboardSource:
     notes: list[str] = field(default_factory=list)
 
     def sync(self) -> int:
-        return self.index.sync()
+        """Index the new blocks (a batch now, a long backlog in the background); the height indexed."""
+        return self.index.catch_up()
+
+    @property
+    def height(self) -> int:
+        """The chain's height (the store's), which the index may still be catching up with."""
+        return max(self.index.height, self.index.store.height())
 
     def journal_entries(self) -> list[Entry]:
         """The audit journal's entries, checked against this chain's supervisor key and anchors (none: [])."""

@@ -103,6 +103,7 @@
         if (chart) { chart.destroy(); }
         chart = scoreChart(chartEl, s);
         chartEl.setAttribute("data-drawn", String(s.index.length));
+        if (!s.complete) { setTimeout(function () { drawChart(); refreshCards(); }, 2000); }  // still indexing
       }).catch(function () {});
     }
     function setCard(label, text) {
