@@ -46,14 +46,16 @@ from tclearn.demo.coalition import DemoOptions, run_coalition
 from tclearn.demo.vault_models import VAULT_DIR
 from tclearn.ledger.sqlite_store import open_store
 from tclearn.vault.anchors import verify_journal_against_chain
+from tclearn.watermark.fingerprint import DEFAULT_ALPHA
 
 LEVELS = ("A", "B", "C")
 
 
-def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: Path) -> dict[str, Any]:
+def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: Path,
+            alpha: float = DEFAULT_ALPHA) -> dict[str, Any]:
     out = work / f"{task}-{seed}-{level}"
     run = run_coalition(DemoOptions(task=task, partners=partners, rounds=rounds, seed=seed, out=out,
-                                    centralized=False, level=level))
+                                    centralized=False, level=level, watermark_alpha=alpha))
     with open_store(out / "chain.db", read_only=True) as store:
         chain = list(store)
     row: dict[str, Any] = {
@@ -62,7 +64,7 @@ def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: 
         "honest_rejection_rate": run.honest_rejection_rate(), "wall_time_s": run.wall_time_s,
         "flagged_votes": sum(len(b.payload.get("flagged", [])) for b in chain),
         "model_hashes": [b.model_hash for b in chain], "stopped_because": run.extra.get("stopped_because"),
-        "timings_s": run.timings_s,
+        "timings_s": run.timings_s, "watermark_alpha": alpha if level == "C" else None,
     }
     vault = run.extra.get("vault")
     if vault:
@@ -143,6 +145,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--network", type=float, default=0.0, help="seconds per node-process run (A vs B); 0: the demo")
     ap.add_argument("--repeat", type=int, default=2, help="with --network: A, B pairs")
+    ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
+    ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="level C: the marks' amplitude")
     args = ap.parse_args()
     if args.network:
         network_main(args)
@@ -151,20 +155,22 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-levels-") as tmp:
         for seed in args.seeds:
-            for level in LEVELS:
-                row = one_run(args.task, args.partners, seed, args.rounds, level, Path(tmp))
+            for level in args.levels:
+                row = one_run(args.task, args.partners, seed, args.rounds, level, Path(tmp), args.alpha)
                 rows.append(row)
                 print(f"seed {seed} level {level}: score {row['final_score']:.4f}, {row['blocks']} blocks "
                       f"({row['accepted']} accepted, {row['rejected']} rejected), {row['wall_time_s']:.1f} s",
                       flush=True)
     by = {(r["seed"], r["level"]): r for r in rows}
     for seed in args.seeds:
-        a, b, c = (by[(seed, lv)] for lv in LEVELS)
-        b["same_models_as_A"] = b["model_hashes"] == a["model_hashes"]
-        c["score_minus_A"] = c["final_score"] - a["final_score"]
-        b["score_minus_A"] = b["final_score"] - a["final_score"]
+        a = by.get((seed, "A"))
+        for lv in ("B", "C"):
+            r = by.get((seed, lv))
+            if a is not None and r is not None:
+                r["score_minus_A"] = r["final_score"] - a["final_score"]
+                r["same_models_as_A"] = r["model_hashes"] == a["model_hashes"]
     summary = {}
-    for level in LEVELS:
+    for level in args.levels:
         rs = [by[(s, level)] for s in args.seeds]
         scores = np.array([r["final_score"] for r in rs])
         summary[level] = {
@@ -173,7 +179,8 @@ def main() -> None:
             "rejected_total": int(sum(r["rejected"] for r in rs)),
             "flagged_votes_total": int(sum(r["flagged_votes"] for r in rs)),
             "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in rs])),
-            "score_minus_A_mean": (float(np.mean([r["score_minus_A"] for r in rs])) if level != "A" else 0.0),
+            "score_minus_A_mean": (float(np.mean([r.get("score_minus_A", 0.0) for r in rs])) if "A" in args.levels
+                                   else None),
             "score_minus_A_per_seed": [r.get("score_minus_A", 0.0) for r in rs],
         }
         if level != "A":
@@ -183,7 +190,7 @@ def main() -> None:
                 "vault_bytes_mean": float(np.mean([r["bytes_on_disk"] for r in rs])),
                 "audit_verify_chain_s_mean": float(np.mean([r["audit_verify_chain_s"] for r in rs])),
             })
-        if level == "B":
+        if level == "B" and "A" in args.levels:
             summary[level]["same_models_as_A"] = all(r["same_models_as_A"] for r in rs)
         if level == "C":
             summary[level]["watermarked_copies_mean"] = float(np.mean([sum(r["watermarked_copies"].values())
@@ -191,16 +198,17 @@ def main() -> None:
     print()
     print(f"{'level':<6}{'score (mean ± sd)':>20}{'− A (points)':>14}{'blocks':>8}{'rejected':>10}{'flagged':>9}"
           f"{'wall s':>8}{'journal':>9}{'vault MB':>10}{'verify s':>10}")
-    for level in LEVELS:
+    for level in args.levels:
         s = summary[level]
         print(f"{level:<6}{s['final_score_mean']:>12.4f} ± {s['final_score_std']:.4f}"
-              f"{100 * s['score_minus_A_mean']:>+14.2f}{s['blocks_mean']:>8.1f}{s['rejected_total']:>10}"
+              f"{100 * (s['score_minus_A_mean'] or 0.0):>+14.2f}{s['blocks_mean']:>8.1f}{s['rejected_total']:>10}"
               f"{s['flagged_votes_total']:>9}{s['wall_time_s_mean']:>8.1f}"
               f"{s.get('journal_entries_mean', 0):>9.0f}{s.get('vault_bytes_mean', 0) / 1e6:>10.2f}"
               f"{s.get('audit_verify_chain_s_mean', 0):>10.3f}")
     for r in rows:
         r.pop("model_hashes")
     doc = {"bench": "levels", "task": args.task, "partners": args.partners, "seeds": args.seeds,
+           "levels": args.levels, "watermark_alpha": args.alpha,
            "rounds_cap": args.rounds, "summary": summary, "runs": rows,
            "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
                        "load": os.getloadavg()}}

@@ -65,6 +65,9 @@ def demo_command(
                                            "data as the coalition made (report: centralized_equal_budget_score)"),
     network: bool = typer.Option(False, "--network", help="run through real nodes over mutual TLS (separate processes)"),
     json_out: bool = typer.Option(False, "--json", help="print report.json to stdout instead of the table"),
+    watermark_alpha: float = typer.Option(0.03, "--watermark-alpha",
+                                          help="level C: amplitude of each copy's mark, in units of each layer's "
+                                               "standard deviation (stronger: easier to trace, costs more score)"),
     level: str = typer.Option("A", "--level",
                               help="security level: A (public models), B (models only through the supervisor's "
                                    "encrypted vault, every access journaled and anchored in the chain), C (B with a "
@@ -130,7 +133,7 @@ def demo_command(
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
                        lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
-                       task_options=options, level=level)
+                       task_options=options, level=level, watermark_alpha=watermark_alpha)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "
                   f"rounds), committee {opts.committee_size}, λ={lam}, seed {seed} → {out}/")

@@ -27,6 +27,7 @@ from tclearn.demo.partners import (DATA_ATTACKS, MODEL_ATTACKS, CollusiveEvaluat
                                    IdRegistry, PartnerTrainer, Timer)
 from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
 from tclearn.demo.vault_models import DemoVault
+from tclearn.watermark.fingerprint import DEFAULT_ALPHA
 from tclearn.errors import ConfigError
 from tclearn.identity import Identity
 from tclearn.consensus.progress import Progress
@@ -75,6 +76,7 @@ class DemoOptions:
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
     equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
     level: str = "A"  # A: public models in memory; B: through the supervisor's vault; C: B + watermarked copies
+    watermark_alpha: float = DEFAULT_ALPHA  # level C: the marks' amplitude, in units of each layer's std
     task_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +88,8 @@ class DemoOptions:
             raise ConfigError("--partners must be at least 2")
         if self.level not in ("A", "B", "C"):
             raise ConfigError(f"--level must be A, B or C, got {self.level!r}")
+        if not 0.0 < self.watermark_alpha < 1.0:
+            raise ConfigError("--watermark-alpha must lie in (0, 1)")
         if self.committee is not None and not 1 <= self.committee <= self.partners - 1:
             raise ConfigError(f"--committee must lie in [1, {self.partners - 1}] (partners minus the proposer)")
         if self.rounds < 1:
@@ -168,7 +172,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     malicious = sorted(rng.sample(names[1:], opts.malicious)) if opts.malicious else []
     identities = [Identity.from_seed(m, f"tclearn-demo-{opts.seed}".encode()) for m in names]
     # levels B/C: every model through the supervisor's encrypted vault, one view per member (demo/vault_models.py)
-    vault = None if opts.level == "A" else DemoVault(Path(opts.out), opts.level, names, opts.seed, T0_MS)
+    vault = None if opts.level == "A" else DemoVault(Path(opts.out), opts.level, names, opts.seed, T0_MS,
+                                                            alpha=opts.watermark_alpha)
     store = MemoryModelStore() if vault is None else vault.supervisor_store
     member_store = (lambda m: store) if vault is None else vault.member_store
     init_hash = store.put_state(task.initial_state(opts.seed))
