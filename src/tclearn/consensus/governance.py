@@ -14,7 +14,16 @@ Who may ask (checked by `request_problem`, and again by the certificate check):
   `revert_request_bytes`, so the ledger's own check accepts the block);
 * hyperparams: any member (the adaptive learning-rate policy asks this way);
   the values must pass the genesis rules;
-* membership: the founder only.
+* membership: the founder only; an added member is `{id, public_key}` and,
+  for a site that joins a running network, its TLS certificate's SHA-256
+  fingerprint (`cert_fingerprint`, hex) and its `url`: every node builds its
+  allow-list and peer set from these (`tclearn.node.chain_members`).
+
+Every validator checks the same rules, not only the requester's node: a
+revert must target a block whose model was the coalition's (not a `rejected`
+candidate); a membership change must leave the genesis committee possible
+(k validators besides the proposer: at least k + 1 members); hyper-parameter
+values must pass the genesis rules (`ledger.hyperparams`).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tclearn.errors import ConsensusError, EncodingError
-from tclearn.identity import Identity
+from tclearn.identity import MEMBER_ID_RE, Identity
 from tclearn.ledger.block import EMPTY_ROOT, Block
 from tclearn.ledger.encoding import canonical_bytes, sha256_hex
 from tclearn.ledger.hyperparams import hyperparams_problem
@@ -31,9 +40,13 @@ from tclearn.ledger.records import check_int, check_str
 from tclearn.ledger.state import ChainState
 from tclearn.ledger.verify import revert_request_bytes
 
-__all__ = ["GOVERNANCE_KINDS", "GovernanceRequest", "request_problem", "build_governance_block", "request_of_block"]
+__all__ = ["GOVERNANCE_KINDS", "MEMBER_ADDITION_KEYS", "MEMBER_URL_MAX", "GovernanceRequest", "addition_problem",
+           "request_problem", "build_governance_block", "request_of_block"]
 
 GOVERNANCE_KINDS = ("revert", "hyperparams", "membership")
+MEMBER_ADDITION_KEYS = frozenset({"id", "public_key", "cert_fingerprint", "url"})  # id and public_key required
+MEMBER_URL_MAX = 200
+_HEX = frozenset("0123456789abcdef")
 
 
 def _signing_bytes(kind: str, requester: str, height: int, body: Mapping[str, Any]) -> bytes:
@@ -118,6 +131,9 @@ def request_problem(state: ChainState, request: GovernanceRequest, public_key_ch
             return f"{request.requester} is not authorised to revert"
         if not isinstance(target, int) or isinstance(target, bool) or not 0 <= target < request.height:
             return "revert target must be an earlier block index"
+        if len(state.kind_by_index) > target and state.kind_by_index[target] == "rejected":
+            return (f"block {target} is a rejected candidate: its model was never the coalition's "
+                    "(revert to an increment, revert or genesis block)")
         if state.model_by_index[target] == state.head_model_hash:
             return "the head model already is the target's model"
         return None
@@ -128,16 +144,44 @@ def request_problem(state: ChainState, request: GovernanceRequest, public_key_ch
     add, remove = body["add"], body["remove"]
     if not isinstance(add, list) or not isinstance(remove, list) or not (add or remove):
         return "membership must add or remove members"
+    added: set[str] = set()
     for m in add:
-        if not isinstance(m, Mapping) or set(m) != {"id", "public_key"} or not isinstance(m["public_key"], bytes):
-            return "membership additions are {id, public_key}"
+        problem = addition_problem(m)
+        if problem:
+            return problem
         if m["id"] in state.members:
             return f"{m['id']} is already a member"
+        if m["id"] in added:
+            return f"{m['id']} is added twice"
+        added.add(m["id"])
+    if len(set(map(str, remove))) != len(remove):
+        return "a member is removed twice"
     for mid in remove:
         if mid not in state.members:
             return f"{mid!r} is not a member"
-    if len(state.members) + len(add) - len(remove) < 2:
-        return "a coalition keeps at least two members"
+    left = len(state.members) + len(add) - len(remove)
+    k = state.config.committee_size
+    if left < max(2, k + 1):
+        return (f"the change leaves {left} member(s): the genesis committee of {k} validator(s) besides the "
+                f"proposer needs at least {k + 1}")
+    return None
+
+
+def addition_problem(m: Any) -> str | None:
+    """What is wrong with one member to add (None when it can be added)."""
+    if not isinstance(m, Mapping) or not {"id", "public_key"} <= set(m) <= MEMBER_ADDITION_KEYS:
+        return "membership additions are {id, public_key} and optionally cert_fingerprint, url"
+    if not isinstance(m["id"], str) or not MEMBER_ID_RE.match(m["id"]):
+        return f"membership addition has an invalid member id {str(m['id'])[:70]!r}"
+    if not isinstance(m["public_key"], bytes) or len(m["public_key"]) != 32:
+        return f"the public key of {m['id']} is 32 bytes (Ed25519)"
+    fp = m.get("cert_fingerprint")
+    if fp is not None and (not isinstance(fp, str) or len(fp) != 64 or not set(fp) <= _HEX):
+        return f"the certificate fingerprint of {m['id']} is a SHA-256 in 64 lowercase hex digits"
+    url = m.get("url")
+    if url is not None and (not isinstance(url, str) or not url.startswith("https://")
+                            or not 8 < len(url) <= MEMBER_URL_MAX or any(c.isspace() for c in url)):
+        return f"the url of {m['id']} is https://host:port (at most {MEMBER_URL_MAX} characters)"
     return None
 
 

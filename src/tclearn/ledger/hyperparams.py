@@ -11,13 +11,15 @@ top). Pure and torch-free, so the protocol core can use it.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
-__all__ = ["OPTIMIZERS", "HYPERPARAM_KEYS", "GENESIS_KEYS", "hyperparams_problem"]
+__all__ = ["OPTIMIZERS", "HYPERPARAM_KEYS", "GENESIS_KEYS", "HYPERPARAM_INT_MAX", "hyperparams_problem"]
 
 OPTIMIZERS = ("sgd", "adam")
 GENESIS_KEYS = ("learning_rate", "optimizer", "epochs", "min_batch_size")  # in the order genesis lists them
 HYPERPARAM_KEYS = frozenset(GENESIS_KEYS)
+HYPERPARAM_INT_MAX = 1_000_000  # epochs and min_batch_size: a bound every validator enforces (no endless training)
 
 
 def hyperparams_problem(hp: Any, *, prefix: str = "", complete: bool = False) -> str | None:
@@ -36,10 +38,14 @@ def hyperparams_problem(hp: Any, *, prefix: str = "", complete: bool = False) ->
     lr = hp.get("learning_rate", 1.0)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         return f"{prefix}learning_rate must be a number > 0"
+    if not math.isfinite(lr):
+        return f"{prefix}learning_rate must be finite"
     if hp.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
         return f"{prefix}optimizer must be one of {', '.join(OPTIMIZERS)}"
     for name in ("epochs", "min_batch_size"):
         value = hp.get(name, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             return f"{prefix}{name} must be an integer ≥ 1"
+        if value > HYPERPARAM_INT_MAX:
+            return f"{prefix}{name} must be at most {HYPERPARAM_INT_MAX}"
     return None

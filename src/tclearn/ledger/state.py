@@ -97,6 +97,7 @@ class ChainState:
     contributions: dict[str, int] = field(default_factory=dict)  # D_i
     hyperparams: dict[str, Any] = field(default_factory=dict)
     model_by_index: Sequence[str] = ()  # model hash after each block (a ModelHistory)
+    kind_by_index: Sequence[str] = ()  # kind of each block (a ModelHistory of kinds): a revert may not target a rejected one
 
     @classmethod
     def from_genesis(cls, genesis: Block) -> "ChainState":
@@ -114,6 +115,7 @@ class ChainState:
             contributions={m: 0 for m in members},
             hyperparams=dict(cfg.hyperparams),
             model_by_index=ModelHistory((genesis.model_hash,)),
+            kind_by_index=ModelHistory((genesis.kind,)),
         )
 
     # --- strengths -------------------------------------------------------
@@ -177,6 +179,7 @@ class ChainState:
             contributions=contributions,
             hyperparams=hyper,
             model_by_index=_appended(self.model_by_index, block.model_hash),
+            kind_by_index=_appended(self.kind_by_index, block.kind),
         )
 
     def public_key(self, member: str) -> bytes | None:
