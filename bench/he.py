@@ -150,6 +150,41 @@ def bench_logreg(authority: HEAuthority, public: bytes, epochs: int, lr: float, 
     }
 
 
+def bladder_estimate(ctx: Any) -> dict[str, Any]:
+    """Why the bladder U-Net stays at levels B/C-watermark: operation counts × measured unit costs.
+
+    Each 3-D convolution with encrypted weights on encrypted activations needs,
+    per (input channel, output channel, kernel tap), one ciphertext ×
+    ciphertext product for every ciphertext of the activation map (4096 voxels
+    per ciphertext). The unit times are measured here; the total is a count,
+    not a run.
+    """
+    import tenseal as ts
+
+    from tclearn.learning.task_bladder import BladderTask
+
+    task = BladderTask()
+    model = task.build_model(0)
+    in_channels = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d)).in_channels
+    shapes: list[tuple[int, ...]] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: shapes.append((mod.in_channels, mod.out_channels,
+                                                                          int(np.prod(mod.kernel_size)),
+                                                                          int(np.prod(out.shape[2:])))))
+             for m in model.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    with torch.no_grad():
+        model(torch.zeros(1, in_channels, *task.shape))
+    for h in hooks:
+        h.remove()
+    slots = DEFAULT_PARAMS.slots
+    mults = sum(cin * cout * k * -(-vox // slots) for cin, cout, k, vox in shapes)
+    a = ts.ckks_vector(ctx, list(np.random.default_rng(0).random(slots)))
+    _, t_mul = _timed(lambda: [a * a for _ in range(10)])
+    params = sum(p.numel() for p in model.parameters())
+    return {"parameters": params, "conv_layers": len(shapes), "ct_ct_multiplications": mults,
+            "ct_ct_mul_s": t_mul / 10, "estimated_inference_s": mults * t_mul / 10,
+            "depth_needed_at_least": 2 * len(shapes), "depth_available": DEFAULT_PARAMS.depth}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=20)
@@ -169,6 +204,7 @@ def main() -> None:
         member, t_load = _timed(HEMember, "hospital-a", public, 0)
         digits = bench_digits(authority, member, args.digits_samples, args.seed)
         logreg = bench_logreg(authority, public, args.epochs, args.lr, args.seed)
+        bladder = bladder_estimate(ctx)
         granted = [e for e in journal.entries if e.action == ACTION_DECRYPT and e.outcome == "granted"]
         honest = {"requests": len(granted),
                   "max_corr_honest": max(e.detail["max_corr"] for e in granted),
@@ -184,6 +220,7 @@ def main() -> None:
                  "keygen_s": t_keygen, "public_context_bytes": len(public), "serialize_public_s": t_ser,
                  "member_load_context_s": t_load},
         "digits": digits, "breast_cancer": logreg, "resemblance_on_honest_results": honest,
+        "bladder_unet_estimate": bladder,
     }
     d, b = digits, logreg
     rows = [
@@ -204,6 +241,10 @@ def main() -> None:
         ("breast cancer: accuracy after {0} epochs, plain / encrypted".format(b["epochs"]),
          f"{b['plain_training_accuracy']:.4f} / {b['encrypted_training_accuracy']:.4f}"),
         ("public context bytes / keygen s", f"{len(public):,} / {t_keygen:.1f}"),
+        ("bladder U-Net under HE (estimate: count x measured ct*ct time) / depth needed vs available",
+         f"{bladder['ct_ct_multiplications']:,} mults x {bladder['ct_ct_mul_s'] * 1000:.1f} ms = "
+         f"{bladder['estimated_inference_s'] / 3600:.1f} h / {bladder['depth_needed_at_least']} vs "
+         f"{bladder['depth_available']}"),
         ("honest results: max |r| vs limit; max value matches",
          f"{honest['max_corr_honest']:.4f} vs {CORRELATION_LIMIT}; {honest['max_matches_honest']}"),
     ]

@@ -17,6 +17,7 @@ from tclearn.cli import site as _site; app.add_typer(_site.app, name="site")  # 
 from tclearn.cli import data as _data; app.add_typer(_data.app, name="data")  # noqa: E402,E702
 from tclearn.cli import model as _model; app.add_typer(_model.app, name="model"); app.command("predict")(_model.predict_command)  # noqa: E402,E702
 from tclearn.cli import governance as _gov; app.command("revert")(_gov.revert_command); app.add_typer(_gov.hyperparams_app, name="hyperparams"); app.add_typer(_gov.membership_app, name="membership")  # noqa: E402,E702
+from tclearn.cli import he as _he; app.add_typer(_he.app, name="he")  # noqa: E402,E702
 
 
 def main() -> None:

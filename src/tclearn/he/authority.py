@@ -107,18 +107,39 @@ class HEAuthority:
     def used_samples(self, member: str) -> int:
         return self._samples[member]
 
-    def encrypt_logreg(self, model_id: str, w: np.ndarray) -> bytes:
+    def protect_logreg(self, model_id: str, w: np.ndarray, parent: str | None = None) -> None:
+        """Know a logistic-regression model (and, with `parent`, its increment) without journaling:
+        for a supervisor reopening its folder (`tclearn.he.store`)."""
         w = np.asarray(w, dtype=np.float64)
-        self._models[model_id] = _Model("logreg", protected_vectors({"w": w[:WIDTH - 1]}), weights=w)
+        tensors = {"w": w[:WIDTH - 1]}
+        base = self._models.get(parent) if parent else None
+        if base is not None and base.weights is not None:
+            tensors["increment"] = (w - base.weights)[:WIDTH - 1]
+        self._models[model_id] = _Model("logreg", protected_vectors(tensors) + (base.protected if base else []),
+                                        weights=w, parent=parent)
+
+    def protect_digits(self, model_id: str, weights: DigitsWeights) -> DigitsLayout:
+        layout = DigitsLayout.plan(weights.channels, self.ctx.seal_context().data.first_context_data().parms()
+                                   .poly_modulus_degree() // 2)
+        self._models[model_id] = _Model("digits", protected_vectors(weights.protected()), layout=layout)
+        return layout
+
+    def encrypt_logreg(self, model_id: str, w: np.ndarray) -> bytes:
+        self.protect_logreg(model_id, w)
         self._record(ACTION_ENCRYPT, model_id, "supervisor encrypted a logistic-regression model")
-        data: bytes = encrypt_weights(self.ctx, w).serialize()
+        data: bytes = encrypt_weights(self.ctx, np.asarray(w, dtype=np.float64)).serialize()
         return data
 
     def encrypt_digits(self, model_id: str, weights: DigitsWeights) -> EncryptedDigits:
+        self.protect_digits(model_id, weights)
         model = encrypt_digits(self.ctx, weights)
-        self._models[model_id] = _Model("digits", protected_vectors(weights.protected()), layout=model.layout)
         self._record(ACTION_ENCRYPT, model_id, "supervisor encrypted a digits model")
         return model
+
+    def weights_of(self, model_id: str) -> np.ndarray | None:
+        """A logistic-regression model's plain weights (the supervisor's own, for its store)."""
+        m = self._models.get(model_id)
+        return None if m is None or m.weights is None else m.weights.copy()
 
     def register_candidate(self, model_id: str, parent_id: str, candidate: bytes, member: str) -> bytes:
         """A member's encrypted logistic-regression candidate: the supervisor decrypts it for itself only,
@@ -131,9 +152,7 @@ class HEAuthority:
         if vec.size() != WIDTH:
             raise MalformedCiphertext(f"a logistic-regression candidate has {WIDTH} slots, got {vec.size()}")
         w = np.asarray(vec.decrypt(), dtype=np.float64)
-        inc = w - parent.weights
-        self._models[model_id] = _Model("logreg", protected_vectors({"w": w[:WIDTH - 1], "increment": inc[:WIDTH - 1]})
-                                        + parent.protected, weights=w, parent=parent_id)
+        self.protect_logreg(model_id, w, parent=parent_id)
         self._record(ACTION_INSPECT, model_id, f"supervisor inspected {member}'s candidate (kept, not released)",
                      {"parent": parent_id, "member": member})
         fresh: bytes = encrypt_weights(self.ctx, w).serialize()
