@@ -63,3 +63,21 @@ def test_demo_serves_its_chain_while_it_runs_and_after(tmp_path: Path) -> None:
     finally:
         polling.set()
         dashboard.stop()
+
+
+def test_serve_refuses_network_and_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from tclearn.cli.app import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["demo", "--serve", "--network", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "one-process demo" in r.output and "Traceback" not in r.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = runner.invoke(app, ["demo", "--task", "digits", "--partners", "2", "--rounds", "1", "--no-centralized",
+                                "--serve", "--serve-port", str(busy.getsockname()[1]), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "cannot listen" in r.output and "Traceback" not in r.output
