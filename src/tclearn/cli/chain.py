@@ -3,6 +3,11 @@
     tclearn chain verify DB [--genesis HASH] [--signatures-only]
     tclearn chain show DB [--json] [--from N] [--limit N]
 
+`show` marks the model's course (`tclearn.ledger.course`): the increments a
+later revert outshone, and what each revert, hyper-parameter and membership
+block changed (a "course" column; `reverted_by`, `change` and `note` in
+--json, next to every block field).
+
 Both open the chain read-only, so they can run while a node appends to it,
 and never change it. Exit codes are those of `tclearn.cli.errors`: 0 valid,
 1 invalid chain ("block N: reason"), 3 not a chain / missing / damaged file.
@@ -22,6 +27,7 @@ from rich.table import Table
 from tclearn.cli.errors import EXIT_INVALID, handle_errors, one_line
 from tclearn.errors import InvalidBlockError
 from tclearn.ledger.block import Block
+from tclearn.ledger.course import Course, course_of
 from tclearn.ledger.sqlite_store import open_store
 from tclearn.ledger.verify import CertificateCheck, check_signatures_only, verify_chain
 
@@ -92,17 +98,23 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(blocks: list[Block], title: str) -> Table:
+def _table(blocks: list[Block], courses: list[Course], title: str) -> Table:
     table = Table(title=title)
     for name, justify in (("index", "right"), ("kind", "left"), ("time (UTC)", "left"), ("contributor", "left"),
-                          ("model", "left"), ("votes q/b", "right"), ("hash", "left")):
+                          ("model", "left"), ("votes q/b", "right"), ("hash", "left"), ("course", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for b in blocks:
+    for b, c in zip(blocks, courses):
         table.add_row(
             str(b.index), b.kind, _time(b.timestamp), b.contributor or "-", b.model_hash[:HASH_PREFIX],
-            f"{len(b.quality_votes)}/{len(b.block_votes)}", b.block_hash[:HASH_PREFIX],
+            f"{len(b.quality_votes)}/{len(b.block_votes)}", b.block_hash[:HASH_PREFIX], c.note,
+            style="dim" if c.reverted_by is not None else ("bold" if c.change is not None else None),
         )
     return table
+
+
+def _with_course(block: Block, course: Course) -> dict[str, Any]:
+    return {**block_json(block), "reverted_by": course.reverted_by, "change": _hexify(course.change),
+            "note": course.note}
 
 
 @app.command("show")
@@ -114,12 +126,14 @@ def show_command(
     start: Annotated[int, typer.Option("--from", min=0, help="First block index to show.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most this many blocks.")] = None,
 ) -> None:
-    """List the blocks: index, kind, time, contributor, model hash, votes, block hash."""
+    """List the blocks: index, kind, time, contributor, model hash, votes, block hash, and the model's course."""
     with open_store(db, read_only=True) as store:
         height = store.height()
         end = height if limit is None else min(height, start + limit - 1)
-        blocks = [store.get(i) for i in range(start, end + 1)]
+        later = store.blocks_from(start)  # a revert after the window marks blocks in it
+    courses = course_of(later)[: end - start + 1]
+    blocks = later[: end - start + 1]
     if as_json:
-        typer.echo(json.dumps([block_json(b) for b in blocks], indent=2))
+        typer.echo(json.dumps([_with_course(b, c) for b, c in zip(blocks, courses)], indent=2))
         return
-    Console(width=120).print(_table(blocks, f"{db} — {height + 1} blocks"))
+    Console(width=160).print(_table(blocks, courses, f"{db} — {height + 1} blocks"))
