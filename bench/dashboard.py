@@ -103,9 +103,7 @@ def serve_and_measure(chain: Path, repeat: int, pki: Path, browser: Any) -> dict
         source.index.catch_up(inline_blocks=0)
         cold = browser_loads(browser, tls.url + "/", certs, 1, warm_first=False)
         cold["indexed_blocks_at_first_screen"] = source.index.height + 1
-        background = source.index._background
-        if background is not None:
-            background.join()
+        source.index.wait()
         out["index_sync_s"] = time.perf_counter() - t
         out["cold_mutual_tls"] = cold
         renders, sizes = [], []

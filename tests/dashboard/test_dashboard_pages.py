@@ -213,6 +213,6 @@ def test_first_screen_previews_the_newest_blocks_while_the_index_is_built(store:
         assert not json.loads(_get(router, "/api/series")[2])["complete"]
     finally:
         source.index._sync_lock.release()
-    source.index.catch_up()
+    assert source.index.wait(timeout_s=30)  # the background indexing the first page started
     assert source.index.height == 129 and json.loads(_get(router, "/api/series")[2])["complete"]
     assert "indexing the chain" not in _get(router, "/")[2].decode()

@@ -281,6 +281,13 @@ class ChainIndex:
                     self._background.start()
         return self.height
 
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the background indexing (if any) to end; whether every block is indexed."""
+        background = self._background
+        if background is not None:
+            background.join(timeout_s)
+        return self.complete
+
     # --- before the index has caught up ---------------------------------------------------------
     @property
     def complete(self) -> bool:
