@@ -11,6 +11,7 @@ with block 2's model.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ from tclearn.data import phantom_coalition
 from tclearn.data.arrays import save_npz
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 
-from sites import coalition_toml, enrol, tclearn, write_decathlon
+from sites import HOSTS, coalition_toml, enrol, tclearn, write_decathlon
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +103,11 @@ def test_three_sites_from_their_kits_commit_blocks_and_a_member_predicts(tmp_pat
         with SQLiteChainStore(root / name / "state" / "chain.sqlite", create=False, read_only=True) as chain:
             chains.append([b.block_hash for b in chain][:3])
     assert chains[0] == chains[1] == chains[2]
-    log = (root / "hospital-b" / "state" / "node.log").read_text()
-    assert '"peer": "hospital-a"' in log or '"caller": "hospital-a"' in log
+    # each member speaks from its own address: hospital-b saw hospital-a's requests come from 127.0.0.2
+    requests = [json.loads(line) for line in (root / "hospital-b" / "state" / "node.log").read_text().splitlines()
+                if '"event": "request"' in line]
+    peers = {r["caller"]: r["peer"].rsplit(":", 1)[0] for r in requests if r.get("caller") in NAMES}
+    assert peers == {"hospital-a": HOSTS[0], "hospital-c": HOSTS[2]}, peers
 
     # a member (hospital-b) predicts a mask for hospital-a-like scan, guided by one labelled slice
     case = root / "hospital-a-data"

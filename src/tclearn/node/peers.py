@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import queue
 import ssl
 import threading
@@ -18,9 +19,22 @@ from tclearn.consensus.messages import Message
 from tclearn.consensus.wire import encode_message
 from tclearn.transport import MemberAllowList, PeerNotAllowedError
 
-__all__ = ["OUTBOX_MAX", "Outboxes", "PeerLink"]
+__all__ = ["OUTBOX_MAX", "Outboxes", "PeerLink", "source_host_for"]
 
 OUTBOX_MAX = 1024
+
+
+def source_host_for(host: str) -> str | None:
+    """The address a node's connections leave from: its own when it listens on a loopback address.
+
+    Members on distinct loopback addresses (127.0.0.2, 127.0.0.3, …) then speak
+    from them, as members on separate hosts would; anywhere else the system
+    chooses (a public address may sit behind NAT, a name may resolve to several).
+    """
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
 
 
 class PeerLink:
@@ -31,14 +45,16 @@ class PeerLink:
     """
 
     def __init__(self, url: str, context: ssl.SSLContext, allowlist: MemberAllowList, member: str,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, source_host: str | None = None) -> None:
         split = urlsplit(url)
         self.host, self.port = split.hostname or "127.0.0.1", split.port or 443
+        self.source = None if source_host is None else (source_host, 0)
         self.context, self.allowlist, self.member, self.timeout_s = context, allowlist, member, timeout_s
         self.conn: http.client.HTTPSConnection | None = None
 
     def _open(self) -> http.client.HTTPSConnection:
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout_s)
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=self.timeout_s,
+                                           source_address=self.source)
         conn.connect()
         sock = conn.sock
         who = self.allowlist.identify(sock.getpeercert(binary_form=True)) if isinstance(sock, ssl.SSLSocket) else None
@@ -76,8 +92,10 @@ class Outboxes:
     """The transport seam the driver sends through (`send`, core thread), and the senders that drain it."""
 
     def __init__(self, peer_urls: dict[str, str], context: ssl.SSLContext, allowlist: MemberAllowList,
-                 log: Callable[..., None], stop: threading.Event, trace: bool = False) -> None:
+                 log: Callable[..., None], stop: threading.Event, trace: bool = False,
+                 source_host: str | None = None) -> None:
         self.peer_urls, self.context, self.allowlist = peer_urls, context, allowlist
+        self.source_host = source_host  # see `source_host` in tclearn.node.runtime
         self.log, self.stop, self.trace = log, stop, trace
         self.boxes: dict[str, queue.Queue[bytes]] = {m: queue.Queue(maxsize=OUTBOX_MAX) for m in peer_urls}
 
@@ -103,7 +121,7 @@ class Outboxes:
 
     def run_sender(self, member: str) -> None:
         box = self.boxes[member]
-        link = PeerLink(self.peer_urls[member], self.context, self.allowlist, member)
+        link = PeerLink(self.peer_urls[member], self.context, self.allowlist, member, source_host=self.source_host)
         failures = 0
         while not self.stop.is_set():
             try:

@@ -57,7 +57,7 @@ from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
 from tclearn.node.governance import GovernanceDesk
 from tclearn.node.learning_rate import LearningRateAsker
 from tclearn.node.layout import NodeLayout
-from tclearn.node.peers import Outboxes
+from tclearn.node.peers import Outboxes, source_host_for
 from tclearn.node.trainer import NodeTrainer
 from tclearn.node.vault_link import VaultFetchClient, VaultLink, VaultModelCache
 from tclearn.transport import MemberAllowList, NodeServer, PeerClient, ServerLimits, client_context, server_context
@@ -158,8 +158,9 @@ class Node:
         self.allowlist = MemberAllowList(fps)
         self.client_ctx = client_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key)
         peer_urls = {p.member_id: p.url for p in cfg.peers if p.member_id != cfg.member_id}
-        model_clients = {m: PeerClient.from_context(url, self.client_ctx, self.allowlist,
-                                                    expected_member=m, timeout_s=10.0, retries=0)
+        source_host = source_host_for(cfg.host)  # on loopback, connections leave from this member's own address
+        model_clients = {m: PeerClient.from_context(url, self.client_ctx, self.allowlist, expected_member=m,
+                                                    timeout_s=10.0, retries=0, source_host=source_host)
                          for m, url in peer_urls.items()}
         self.peer_clients = dict(model_clients)  # id lists come from the peers, at every level
         if cfg.vault is not None and self.vault is not None:  # level B: models from the vault, never from peers
@@ -169,7 +170,7 @@ class Node:
         self.fetcher.prepare = lambda work: self.batch_ids.fetch_for(
             getattr(work.action, "candidate_model_hash", None), self.peer_clients)
         self.outboxes = Outboxes(peer_urls, self.client_ctx, self.allowlist, log=self.log, stop=self._stop,
-                                 trace=self.trace)
+                                 trace=self.trace, source_host=source_host)
         params = ConsensusParams(proposal_timeout_ticks=cfg.proposal_timeout_ticks)
         self.driver = MemberDriver(
             self.identity, self.store, transport=self.outboxes, clock=WallClock(),

@@ -142,6 +142,7 @@ class PeerClient:
         backoff_s: float = 0.2,
         max_response_bytes: int = 1 << 30,
         sleep: Callable[[float], None] = time.sleep,
+        source_host: str | None = None,
     ) -> None:
         if context.minimum_version != ssl.TLSVersion.TLSv1_3 or context.verify_mode != ssl.CERT_REQUIRED:
             raise PeerUnavailableError("the client context must be a TLS 1.3 `client_context`")
@@ -158,6 +159,9 @@ class PeerClient:
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.max_response_bytes = max_response_bytes
         self._sleep = sleep
+        # the local address connections leave from (None: the system's choice); a member on its own loopback
+        # address speaks from it, as a member on its own host would
+        self._source = None if source_host is None else (source_host, 0)
 
     # -- requests -----------------------------------------------------------
 
@@ -238,7 +242,8 @@ class PeerClient:
               deadline: float | None = None) -> Response:
         limit = self.max_response_bytes if limit is None else limit
         timeout = self.timeout_s if deadline is None else max(0.001, min(self.timeout_s, deadline - time.monotonic()))
-        conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=timeout)
+        conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=timeout,
+                                           source_address=self._source)
         timer = None if deadline is None else threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (conn,))
         if timer is not None:
             timer.daemon = True
