@@ -141,3 +141,26 @@ def test_a_request_off_the_wire_is_signed_checked_and_decrypted(authority: HEAut
         with pytest.raises(DecryptionRefused):
             authority.decrypt_sealed(bad, keys)
         assert _last(journal).outcome == "refused"
+
+
+def test_the_vault_supervisor_journals_he_requests_in_its_own_audit_journal(secret_ctx: Any, public_ctx: Any,
+                                                                           tmp_path: Any) -> None:
+    from tclearn.identity import Identity
+    from tclearn.vault.supervisor import Supervisor
+
+    ident = Identity.from_seed("supervisor", b"v")
+    ticks = iter(range(1, 10**9))
+    vault = Supervisor.create(tmp_path / "vault", b"pass", ident, ["hospital-a"], lambda: next(ticks), scrypt_n=2**10)
+    authority = HEAuthority(secret_ctx, vault.journal)
+    member = HEMember("hospital-a", public_ctx)
+    enc = member.load_logreg(authority.encrypt_logreg("lr-0", _weights()))
+    authority.decrypt(member.predict_logreg("lr-0", enc, _samples(3)))
+    with pytest.raises(DecryptionRefused):
+        authority.decrypt(DecryptionRequest("hospital-a", "lr-0", 32, ((enc * ([1.5] * 32)).serialize(),)))
+    vault.close()
+    entries = verify_journal(tmp_path / "vault" / "journal.jsonl", ident.public_key)
+    he = [(e.action, e.outcome) for e in entries if e.action.startswith("he.")]
+    assert he == [("he.encrypt", "recorded"), (ACTION_DECRYPT, "granted"), (ACTION_DECRYPT, "refused")]
+    reopened = Supervisor.open(tmp_path / "vault", b"pass", ident, lambda: 10**9)  # the vault still opens
+    assert reopened.policy is not None
+    reopened.close()
