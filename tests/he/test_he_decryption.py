@@ -164,3 +164,11 @@ def test_the_vault_supervisor_journals_he_requests_in_its_own_audit_journal(secr
     reopened = Supervisor.open(tmp_path / "vault", b"pass", ident, lambda: 10**9)  # the vault still opens
     assert reopened.policy is not None
     reopened.close()
+
+
+def test_a_single_sample_takes_the_fast_path_with_the_same_shape(authority: HEAuthority, public_ctx: Any) -> None:
+    w = _weights()
+    member = HEMember("hospital-a", public_ctx)
+    enc = member.load_logreg(authority.encrypt_logreg("lr-0", w))
+    x = _samples(1, seed=5)
+    assert np.allclose(authority.decrypt(member.predict_logreg("lr-0", enc, x)), plain_logits(w, x), atol=1e-2)
