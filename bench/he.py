@@ -75,7 +75,7 @@ def bench_digits(authority: HEAuthority, member: HEMember, n_eval: int, seed: in
     per_ct = model.layout.per_ct
     # one full ciphertext (a batch) and one image alone, timed apart from the evaluation run
     _, t_batch = _timed(digits_predict, loaded, images[:per_ct])
-    _, t_single = _timed(digits_predict, loaded, images[:1])
+    single, t_single = _timed(digits_predict, loaded, images[:1])
     req, t_predict = _timed(member.predict_digits, "digits-he", loaded, images)
     logits, t_decrypt = _timed(authority.decrypt, req)
     enc_acc = float((logits.argmax(1) == y[:n_eval]).mean())
@@ -99,6 +99,7 @@ def bench_digits(authority: HEAuthority, member: HEMember, n_eval: int, seed: in
         "model_bytes": sum(len(b) for b in model_bytes),
         "result_bytes_per_image": sum(len(b) for b in req.ciphertexts) / n_eval,
         "result_bytes_per_ciphertext": len(req.ciphertexts[0]),
+        "result_bytes_single_image": sum(len(v.serialize()) for v in single),
     }
 
 
@@ -114,7 +115,7 @@ def bench_logreg(authority: HEAuthority, public: bytes, epochs: int, lr: float, 
     member = HEMember("hospital-a", public, seed=seed)
     # encrypted inference of the plaintext-trained model
     enc_plain = member.load_logreg(authority.encrypt_logreg("lr-plain", plain_w))
-    _, t_one = _timed(lr_predict, enc_plain, gx[:1])
+    one, t_one = _timed(lr_predict, enc_plain, gx[:1])
     req, t_batch = _timed(member.predict_logreg, "lr-plain", enc_plain, gx)
     logits, t_dec = _timed(authority.decrypt, req)
     # encrypted training from zeros on the pooled data, one masked refresh per epoch
@@ -141,6 +142,7 @@ def bench_logreg(authority: HEAuthority, public: bytes, epochs: int, lr: float, 
         "supervisor_decrypt_s": t_dec,
         "model_bytes": len(authority.encrypt_logreg("lr-size", plain_w)),
         "result_bytes_per_prediction": sum(len(b) for b in req.ciphertexts) / len(gy),
+        "result_bytes_single": sum(len(v.serialize()) for v in one),
         "encrypted_epoch_s_mean": float(np.mean(times)), "encrypted_epoch_s_max": float(np.max(times)),
         "plain_train_s": t_plain,
         "encrypted_training_accuracy": accuracy(enc_trained_logits, gy),
@@ -229,13 +231,14 @@ def main() -> None:
         ("digits: latency per image (batch of {0}) / one image alone".format(d["samples_per_ciphertext"]),
          f"{d['latency_per_image_s'] * 1000:.0f} ms / {d['latency_single_image_s'] * 1000:.0f} ms"),
         ("digits: supervisor decrypt per image", f"{d['supervisor_decrypt_s_per_image'] * 1000:.1f} ms"),
-        ("digits: bytes per image (result) / model", f"{d['result_bytes_per_image']:,.0f} / {d['model_bytes']:,}"),
+        ("digits: bytes per image (result, batch) / one image alone / model",
+         f"{d['result_bytes_per_image']:,.0f} / {d['result_bytes_single_image']:,} / {d['model_bytes']:,}"),
         ("breast cancer: accuracy (sklearn / plain poly-LR / encrypted inference)",
          f"{b['sklearn_lbfgs_accuracy']:.4f} / {b['plain_accuracy']:.4f} / {b['encrypted_inference_accuracy']:.4f}"),
         ("breast cancer: latency one sample / batch of {0}".format(b["batch"]),
          f"{b['latency_single_s'] * 1000:.0f} ms / {b['latency_batch_s'] * 1000:.0f} ms"),
-        ("breast cancer: bytes per prediction (batch) / model",
-         f"{b['result_bytes_per_prediction']:,.0f} / {b['model_bytes']:,}"),
+        ("breast cancer: bytes per prediction (batch) / one sample alone / model",
+         f"{b['result_bytes_per_prediction']:,.0f} / {b['result_bytes_single']:,} / {b['model_bytes']:,}"),
         ("breast cancer: encrypted training, s per epoch ({0} samples)".format(b["train_samples"]),
          f"{b['encrypted_epoch_s_mean']:.2f} (max {b['encrypted_epoch_s_max']:.2f})"),
         ("breast cancer: accuracy after {0} epochs, plain / encrypted".format(b["epochs"]),
