@@ -94,13 +94,13 @@ def test_a_joining_member_may_carry_its_certificate_fingerprint_and_url():
     setup = synthetic_coalition(5, 3, seed=1)
     state = setup.coalition.drivers["m0"].state
     key = Identity.from_seed("m9", b"joiner").public_key
-    ok = {"id": "m9", "public_key": key, "cert_fingerprint": "ab" * 32, "url": "https://127.0.0.9:7000"}
+    ok = {"id": "m9", "public_key": key, "cert_fingerprint": "sha256:" + "ab" * 32, "url": "https://127.0.0.9:7000"}
 
     def problem(addition):
         return request_problem(state, GovernanceRequest("membership", "m0", 1, {"add": [addition], "remove": []}))
 
     assert problem(ok) is None and problem({"id": "m9", "public_key": key}) is None
-    assert "fingerprint" in problem({**ok, "cert_fingerprint": "AB" * 32})
+    assert "fingerprint" in problem({**ok, "cert_fingerprint": "ab" * 32})
     assert "url" in problem({**ok, "url": "http://127.0.0.9:7000"})
     assert "optionally cert_fingerprint, url" in problem({**ok, "role": "admin"})
     assert "32 bytes" in problem({**ok, "public_key": b"x"})

@@ -7,6 +7,13 @@ the validators of the height it works on (`POST /v1/governance`, handled by
 other; `--wait SECONDS` polls the node's chain (`GET /v1/blocks`) and prints
 the block that records it.
 
+`tclearn membership add --id ID --identity-pub ID.pub --tls-cert ID.crt --url
+https://host:port` adds a site that joins the running network: the block
+carries its certificate's fingerprint (checked here against the coalition's CA
+and the id) and its URL, every node admits it and sends to it from that block
+on, and its own node, started with genesis and the members' URLs, catches up
+(`tclearn.node.joining`).
+
 Exit codes (`tclearn.cli.errors`): 0 asked (or recorded), 2 bad arguments or
 config, 5 node unreachable, 7 the node or the chain refused the request (the
 reason is printed; nothing stored changed), 30 no block within --wait (the
@@ -150,14 +157,43 @@ def membership_add(
     public_key: str = typer.Option("", "--public-key", help="Its Ed25519 public key (64 hex digits)."),
     identity_pub: Path = typer.Option(None, "--identity-pub", exists=True, dir_okay=False,
                                       help="Or its public identity file."),
+    tls_cert: Path = typer.Option(None, "--tls-cert", exists=True, dir_okay=False,
+                                  help="A site joining the running network: its TLS certificate (PEM or DER, "
+                                       "issued by the coalition's CA, CN = --id); every node admits it from "
+                                       "the membership block on."),
+    url: str = typer.Option("", "--url", help="With --tls-cert: the site's https://host:port."),
     config: Path = _CONFIG,
     wait: float = _WAIT,
 ) -> None:
-    """Add a member (the founder only)."""
+    """Add a member (the founder only); with --tls-cert and --url, a site that joins without any restart."""
     key = _public_key(identity_pub, public_key)
     if not key:
         fail("give --public-key or --identity-pub", EXIT_USAGE)
-    _ask(config, "membership", {"add": [{"id": member, "public_key": key}], "remove": []}, wait)
+    addition: dict[str, Any] = {"id": member, "public_key": key}
+    if (tls_cert is None) != (not url):
+        fail("give both --tls-cert and --url (a site joining the running network), or neither", EXIT_USAGE)
+    if tls_cert is not None:
+        addition["cert_fingerprint"] = _joining_fingerprint(tls_cert, member, config)
+        addition["url"] = url
+    _ask(config, "membership", {"add": [addition], "remove": []}, wait)
+
+
+def _joining_fingerprint(tls_cert: Path, member: str, config: Path) -> str:
+    """The fingerprint of a joining site's certificate, once it is shown to be the coalition CA's, for `member`."""
+    from datetime import UTC, datetime
+
+    from tclearn.node.config import NodeConfig
+    from tclearn.pki.certs import cert_fingerprint, verify_member_cert
+    from tclearn.pki.errors import PKIError
+
+    cfg = NodeConfig.load(config)
+    try:
+        named = verify_member_cert(tls_cert.read_bytes(), cfg.ca_cert.read_bytes(), datetime.now(UTC))
+    except (PKIError, OSError, ValueError) as exc:
+        fail(f"--tls-cert {tls_cert}: not a member certificate of this coalition's CA: {exc}", EXIT_USAGE)
+    if named != member:
+        fail(f"--tls-cert {tls_cert} names {named!r}, not {member!r}", EXIT_USAGE)
+    return str(cert_fingerprint(tls_cert.read_bytes()))
 
 
 @membership_app.command("remove")

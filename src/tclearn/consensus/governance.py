@@ -16,7 +16,7 @@ Who may ask (checked by `request_problem`, and again by the certificate check):
   the values must pass the genesis rules;
 * membership: the founder only; an added member is `{id, public_key}` and,
   for a site that joins a running network, its TLS certificate's SHA-256
-  fingerprint (`cert_fingerprint`, hex) and its `url`: every node builds its
+  fingerprint (`cert_fingerprint`, "sha256:<hex>" as genesis records) and its `url`: every node builds its
   allow-list and peer set from these (`tclearn.node.chain_members`).
 
 Every validator checks the same rules, not only the requester's node: a
@@ -40,12 +40,14 @@ from tclearn.ledger.records import check_int, check_str
 from tclearn.ledger.state import ChainState
 from tclearn.ledger.verify import revert_request_bytes
 
-__all__ = ["GOVERNANCE_KINDS", "MEMBER_ADDITION_KEYS", "MEMBER_URL_MAX", "GovernanceRequest", "addition_problem",
+__all__ = ["GOVERNANCE_KINDS", "FINGERPRINT_PREFIX", "MEMBER_ADDITION_KEYS", "MEMBER_URL_MAX", "GovernanceRequest",
+           "addition_problem",
            "request_problem", "build_governance_block", "request_of_block"]
 
 GOVERNANCE_KINDS = ("revert", "hyperparams", "membership")
 MEMBER_ADDITION_KEYS = frozenset({"id", "public_key", "cert_fingerprint", "url"})  # id and public_key required
 MEMBER_URL_MAX = 200
+FINGERPRINT_PREFIX = "sha256:"  # the form genesis records (SHA-256 of the certificate's DER)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -176,8 +178,9 @@ def addition_problem(m: Any) -> str | None:
     if not isinstance(m["public_key"], bytes) or len(m["public_key"]) != 32:
         return f"the public key of {m['id']} is 32 bytes (Ed25519)"
     fp = m.get("cert_fingerprint")
-    if fp is not None and (not isinstance(fp, str) or len(fp) != 64 or not set(fp) <= _HEX):
-        return f"the certificate fingerprint of {m['id']} is a SHA-256 in 64 lowercase hex digits"
+    if fp is not None and (not isinstance(fp, str) or not fp.startswith(FINGERPRINT_PREFIX)
+                           or len(fp) != len(FINGERPRINT_PREFIX) + 64 or not set(fp[len(FINGERPRINT_PREFIX):]) <= _HEX):
+        return f"the certificate fingerprint of {m['id']} is sha256:<64 lowercase hex digits> (as genesis records)"
     url = m.get("url")
     if url is not None and (not isinstance(url, str) or not url.startswith("https://")
                             or not 8 < len(url) <= MEMBER_URL_MAX or any(c.isspace() for c in url)):

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from tclearn.consensus.governance import MEMBER_ADDITION_KEYS, addition_problem
 from tclearn.errors import ConsensusError
 from tclearn.ledger.genesis import OPTIMIZERS
 from tclearn.ledger.state import ChainState
@@ -85,7 +86,7 @@ class ParsedRequest:
         """The body as JSON shows it (public keys in hex)."""
         if self.kind != "membership":
             return dict(self.body)
-        return {"add": [{"id": m["id"], "public_key": m["public_key"].hex()} for m in self.body["add"]],
+        return {"add": [{**m, "public_key": m["public_key"].hex()} for m in self.body["add"]],
                 "remove": list(self.body["remove"])}
 
 
@@ -128,13 +129,22 @@ def _membership(add: Any, remove: Any) -> dict[str, Any]:
         raise GovernanceRefused(f"one request changes at most {MEMBERSHIP_CHANGES_MAX} members", 400)
     added = []
     for m in add:
-        if not isinstance(m, dict) or set(m) != {"id", "public_key"}:
-            raise GovernanceRefused("a member to add is {id, public_key (64 hex digits)}", 400)
+        if not isinstance(m, dict) or not {"id", "public_key"} <= set(m) <= MEMBER_ADDITION_KEYS:
+            raise GovernanceRefused("a member to add is {id, public_key (64 hex digits)} and, for a site joining "
+                                    "the running network, cert_fingerprint and url", 400)
         if not isinstance(m["id"], str) or not _MEMBER_ID.fullmatch(m["id"]):
             raise GovernanceRefused(f"invalid member id {str(m['id'])[:70]!r}", 400)
         if not isinstance(m["public_key"], str) or not _HEX_KEY.fullmatch(m["public_key"]):
             raise GovernanceRefused(f"the public key of {m['id']} must be 64 hex digits (Ed25519)", 400)
-        added.append({"id": m["id"], "public_key": bytes.fromhex(m["public_key"])})
+        entry: dict[str, Any] = {"id": m["id"], "public_key": bytes.fromhex(m["public_key"])}
+        if ("cert_fingerprint" in m) != ("url" in m):
+            raise GovernanceRefused(f"{m['id']}: give both the certificate fingerprint and the URL, or neither", 400)
+        if "url" in m:
+            entry["cert_fingerprint"], entry["url"] = m["cert_fingerprint"], m["url"]
+            problem = addition_problem(entry)
+            if problem:
+                raise GovernanceRefused(problem, 400)
+        added.append(entry)
     for mid in remove:
         if not isinstance(mid, str) or not _MEMBER_ID.fullmatch(mid):
             raise GovernanceRefused(f"invalid member id {str(mid)[:70]!r}", 400)

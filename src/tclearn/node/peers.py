@@ -2,6 +2,10 @@
 
 Fire and forget: a full outbox drops its oldest message, and the backlog to a
 dead peer is dropped — the protocol re-sends what matters.
+
+The peer set follows the chain (`tclearn.node.chain_members`): `add_peer` for a
+member a membership block added (its sender starts at once if the others
+run), `remove_peer` for one it removed (its sender closes its link and ends).
 """
 
 from __future__ import annotations
@@ -98,6 +102,22 @@ class Outboxes:
         self.source_host = source_host  # see `source_host` in tclearn.node.runtime
         self.log, self.stop, self.trace = log, stop, trace
         self.boxes: dict[str, queue.Queue[bytes]] = {m: queue.Queue(maxsize=OUTBOX_MAX) for m in peer_urls}
+        self._started = False
+
+    def add_peer(self, member: str, url: str) -> None:
+        """Send to `member` at `url` from now on (a new member; a changed URL replaces the old sender)."""
+        if member in self.boxes and self.peer_urls.get(member) == url:
+            return
+        self.peer_urls[member] = url
+        self.boxes[member] = queue.Queue(maxsize=OUTBOX_MAX)
+        if self._started:
+            threading.Thread(target=self.run_sender, args=(member,), name=f"tclearn-send-{member}",
+                             daemon=True).start()
+
+    def remove_peer(self, member: str) -> None:
+        """Stop sending to `member` (removed from the coalition): its sender ends and closes its link."""
+        self.boxes.pop(member, None)
+        self.peer_urls.pop(member, None)
 
     def send(self, to: str, message: Message) -> None:
         box = self.boxes.get(to)
@@ -116,6 +136,7 @@ class Outboxes:
                 pass
 
     def threads(self) -> list[threading.Thread]:
+        self._started = True
         return [threading.Thread(target=self.run_sender, args=(m,), name=f"tclearn-send-{m}", daemon=True)
                 for m in self.boxes]
 
@@ -123,7 +144,9 @@ class Outboxes:
         box = self.boxes[member]
         link = PeerLink(self.peer_urls[member], self.context, self.allowlist, member, source_host=self.source_host)
         failures = 0
-        while not self.stop.is_set():
+        # removed or replaced: this sender delivers what was queued before (the block that removed the peer,
+        # say), then ends
+        while not self.stop.is_set() and (self.boxes.get(member) is box or not box.empty()):
             try:
                 data = box.get(timeout=0.2)
             except queue.Empty:

@@ -30,7 +30,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -56,6 +56,9 @@ from tclearn.node.batch_ids import BatchIdRegistry, IdCheckingEvaluator
 from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
 from tclearn.node.governance import GovernanceDesk
 from tclearn.node.learning_rate import LearningRateAsker
+from tclearn.node.chain_members import ChainMember, allowlist_table, apply_membership, members_of_chain
+from tclearn.node.chain_members import peer_urls as current_peer_urls
+from tclearn.node.joining import catch_up_to_membership
 from tclearn.node.layout import NodeLayout
 from tclearn.node.peers import Outboxes, source_host_for
 from tclearn.node.trainer import NodeTrainer
@@ -88,7 +91,9 @@ class Node:
         self.genesis = Block.from_bytes(cfg.genesis.read_bytes())
         payload = self.genesis.payload["config"]
         listed = {str(m["id"]): bytes(m["public_key"]) for m in payload["members"]}
-        if listed.get(cfg.member_id) != self.identity.public_key:
+        # a member genesis does not list may be joining a running coalition: its key is checked against the
+        # membership block that adds it (node/joining.py), below
+        if cfg.member_id in listed and listed[cfg.member_id] != self.identity.public_key:
             raise ConfigError(f"the genesis of coalition {payload['coalition_id']!r} does not list this node's "
                               f"identity key as {cfg.member_id!r}: a kit or key for another coalition")
         if str(payload["model"]["task"]) != cfg.task:
@@ -125,6 +130,14 @@ class Node:
                                    else None, converged=self.converged, on_batch=self._own_batch,
                                    spent=self.batch_ids.spent) if cfg.trains else None
         self.store = SQLiteChainStore(layout.chain)
+        # the current members (keys, certificate fingerprints, URLs): genesis and the membership blocks
+        self.members = members_of_chain(payload, self.store)
+        self.configured_urls = {p.member_id: p.url for p in cfg.peers}
+        if cfg.member_id not in self.members:  # joining a running coalition: catch up until a block lists us
+            self.members = catch_up_to_membership(self.store, self.genesis, cfg.member_id, self.identity.public_key,
+                                                  self._join_clients, self.log)
+        elif self.members[cfg.member_id].public_key != self.identity.public_key:
+            raise ConfigError(f"the chain records another identity key for {cfg.member_id!r} than this node's")
         # the genesis stopping rule, read off the chain (every node reaches the same answer)
         self.stopping = GenesisConfig.from_payload(payload).stopping
         self.progress = Progress()
@@ -145,19 +158,19 @@ class Node:
         self._stop = threading.Event()
         # `tclearn revert|hyperparams|membership`: the operator's requests, handed to the driver on the core thread
         self.governance = GovernanceDesk(cfg.member_id, cfg.data_dir / "governance.jsonl", self.log, self._wake)
-        # who may talk to us: the certificate fingerprints genesis records (the config may not widen them)
-        members = {m["id"]: m.get("cert_fingerprint", "") for m in payload["members"]}
+        # who may talk to us: the certificate fingerprints the chain records (genesis, then membership blocks);
+        # the config may not widen them, and a removed member's entry is ignored
+        members = {m: c.fingerprint for m, c in self.members.items()}
+        ever = {str(m["id"]) for m in payload["members"]} | set(members)
         for peer in cfg.peers:
-            if peer.member_id not in members:
-                raise ConfigError(f"peer {peer.member_id!r} is not a member of this coalition's genesis")
-            if peer.fingerprint and members[peer.member_id] and peer.fingerprint != members[peer.member_id]:
-                raise ConfigError(f"peer {peer.member_id!r}: certificate fingerprint differs from genesis")
-        fps = {fp: m for m, fp in members.items() if fp}
-        if not fps:  # a genesis without fingerprints: trust the config's
-            fps = {p.fingerprint: p.member_id for p in cfg.peers if p.fingerprint}
+            if peer.member_id not in ever:
+                raise ConfigError(f"peer {peer.member_id!r} is not a member of this coalition's genesis or chain")
+            if peer.fingerprint and members.get(peer.member_id) and peer.fingerprint != members[peer.member_id]:
+                raise ConfigError(f"peer {peer.member_id!r}: certificate fingerprint differs from the chain's")
+        fps = self._allowed_fingerprints()
         self.allowlist = MemberAllowList(fps)
         self.client_ctx = client_context(cfg.ca_cert, cfg.tls_cert, cfg.tls_key)
-        peer_urls = {p.member_id: p.url for p in cfg.peers if p.member_id != cfg.member_id}
+        peer_urls = current_peer_urls(self.members, self.configured_urls, cfg.member_id)
         source_host = source_host_for(cfg.host)  # on loopback, connections leave from this member's own address
         model_clients = {m: PeerClient.from_context(url, self.client_ctx, self.allowlist, expected_member=m,
                                                     timeout_s=10.0, retries=0, source_host=source_host)
@@ -227,6 +240,51 @@ class Node:
         self.fetcher.prefetch_head(block.model_hash, block.contributor)
         self.batch_ids.on_commit(block)
         self._own_contribution(block)
+        if block.kind == "membership":
+            self._membership_changed(block)
+
+    # --- membership: allow-list and peer set from the chain -------------------------------------------
+    def _allowed_fingerprints(self) -> dict[str, str]:
+        """fingerprint -> member id of the current members, and our own (the operator's CLI uses our certificate)."""
+        fps = allowlist_table(self.members)
+        if not fps:  # a genesis without fingerprints: trust the config's
+            fps = {p.fingerprint: p.member_id for p in self.config.peers if p.fingerprint and p.member_id in self.members}
+        if self.config.fingerprint:
+            fps.setdefault(self.config.fingerprint, self.config.member_id)
+        return fps
+
+    def _peer_client(self, member: str, url: str, allowlist: MemberAllowList) -> PeerClient:
+        return PeerClient.from_context(url, client_context(self.config.ca_cert, self.config.tls_cert,
+                                                           self.config.tls_key), allowlist, expected_member=member,
+                                       timeout_s=10.0, retries=0, source_host=source_host_for(self.config.host))
+
+    def _join_clients(self, allowlist: MemberAllowList, members: Mapping[str, ChainMember]) -> dict[str, PeerClient]:
+        """Clients to the members we know of, for the joining catch-up (node/joining.py)."""
+        urls = current_peer_urls(members, self.configured_urls, self.config.member_id)
+        return {m: self._peer_client(m, url, allowlist) for m, url in urls.items()}
+
+    def _membership_changed(self, block: Block) -> None:
+        """A committed membership block: allow-list, peer set and peer clients follow it, without a restart.
+
+        A removed member's connections are refused from now on (new ones by the
+        allow-list, kept-alive ones on their next request); the committee of the
+        next height is drawn from the new members, so its votes stop counting.
+        """
+        self.members = apply_membership(self.members, block)
+        self.allowlist.replace(self._allowed_fingerprints())
+        urls = current_peer_urls(self.members, self.configured_urls, self.config.member_id)
+        for m in list(self.outboxes.boxes):
+            if m not in urls:
+                self.outboxes.remove_peer(m)
+        for m, url in urls.items():
+            self.outboxes.add_peer(m, url)
+        clients = {m: self.peer_clients[m] if m in self.peer_clients and self.peer_clients[m].base_url == url
+                   else self._peer_client(m, url, self.allowlist) for m, url in urls.items()}
+        self.peer_clients = clients  # swapped whole: the fetcher thread reads it without the lock
+        if self.vault is None:
+            self.fetcher.clients = dict(clients)
+        self.log("membership_applied", index=block.index, members=sorted(self.members),
+                 peers=sorted(urls), removed_self=self.config.member_id not in self.members)
 
     def _own_contribution(self, block: Block) -> None:
         """An accepted increment of ours on the chain: its new ids become the pool's contributions."""

@@ -111,6 +111,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._discard(self._declared)
 
     def _answer(self, path: str, query_string: str) -> HandlerResult:
+        if not self.node.allowlist.admits(self.caller):  # removed since this connection was identified
+            self.close_connection = True
+            self.node.refusals.refuse("peer_refused", peer=self.client_address, caller=self.caller,
+                                      reason="no longer a coalition member")
+            return _error_body(403, f"{self.caller} is no longer a coalition member")
         try:
             query = self._parse_query(query_string)
             if path == "/health" and self.command == "GET":

@@ -37,12 +37,15 @@ class MemberAllowList:
 
     Built from fingerprints alone, or from a mapping fingerprint -> member id;
     with the mapping, the certificate's CN must also be the recorded member id.
-    `replace` swaps the whole list at once, for a membership change.
+    `replace` swaps the whole list at once, for a membership change; a
+    connection identified before it is re-checked with `admits` on each
+    request, so a removed member's kept-alive connection is refused too.
     """
 
     def __init__(self, members: Mapping[str, str] | Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._members: dict[str, str | None] = {}
+        self._ids: frozenset[str | None] = frozenset()
         self.replace(members)
 
     @classmethod
@@ -61,6 +64,12 @@ class MemberAllowList:
             table = {normalize_fingerprint(fp): None for fp in members}
         with self._lock:
             self._members = table
+            self._ids = frozenset(table.values())
+
+    def admits(self, member_id: str) -> bool:
+        """Whether `member_id` still has a certificate here (always, for a list of bare fingerprints)."""
+        with self._lock:
+            return member_id in self._ids or None in self._ids
 
     @property
     def fingerprints(self) -> frozenset[str]:

@@ -1,0 +1,144 @@
+"""A site joins a running coalition of real node processes by a membership block; a removed member is refused.
+
+Three founding digits nodes run (genesis lists m0, m1, m2; committee 2). A
+fourth site, m3, has genesis, its own keys and CA-issued certificate, and the
+founders' URLs, and is started before anyone added it: its node waits. The
+founder adds it with `tclearn membership add --identity-pub --tls-cert --url`;
+every founding node admits its certificate and sends to it from that block on,
+without a restart; m3 catches up over mutual TLS (each block's certificate
+checked), is drawn as a validator and has an increment accepted. The founder
+then removes m2: m2's connections are refused and it votes in no later block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tclearn.cli.app import app
+from tclearn.consensus.certificate import check_certificate
+from tclearn.identity import load_identity
+from tclearn.ledger.block import Block
+from tclearn.ledger.genesis import GenesisConfig, build_genesis
+from tclearn.ledger.verify import verify_chain
+from tclearn.node import chains, node_status, setup_coalition, start_node, stop_nodes
+from tclearn.node.config import NodeConfig
+from tclearn.transport import PeerClient
+
+pytestmark = pytest.mark.slow
+
+FOUNDERS = ("m0", "m1", "m2")
+
+
+def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _height(out: Path, member: str) -> int:
+    st = node_status(out, member)
+    return -1 if st is None else int(st["height"])
+
+
+def _events(out: Path, member: str, event: str) -> list[dict[str, Any]]:
+    path = out / "nodes" / member / "data" / "node.log"
+    if not path.exists():
+        return []
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == event]
+
+
+def _founders_only(out: Path) -> None:
+    """Genesis lists m0..m2 only (signed again by the founder); the founders' configs know nothing of m3."""
+    old = Block.from_bytes((out / "genesis.block").read_bytes())
+    config = GenesisConfig.from_payload(old.payload["config"])
+    config = dataclasses.replace(config, members=tuple(m for m in config.members if m.member_id in FOUNDERS),
+                                 committee_size=2)
+    founder = load_identity(out / "identities" / "m0.key", "m0")
+    (out / "genesis.block").write_bytes(build_genesis(config, old.model_hash, founder, old.timestamp).to_bytes())
+    for m in FOUNDERS:
+        path = out / "nodes" / m / "node.toml"
+        cfg = NodeConfig.load(path)
+        path.write_text(dataclasses.replace(cfg, peers=tuple(p for p in cfg.peers if p.member_id in FOUNDERS)).to_toml())
+
+
+def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    setup_coalition(out, 4, task="digits", seed=11, committee=2, tick_ms=50)
+    _founders_only(out)
+    toml = {m: out / "nodes" / m / "node.toml" for m in ("m0", "m1", "m2", "m3")}
+    cfg = {m: NodeConfig.load(toml[m]) for m in toml}
+    run = CliRunner().invoke
+    try:
+        for m in FOUNDERS:
+            start_node(out, m)
+        _wait(lambda: _height(out, "m0") >= 2, 90, "two blocks by the founders")
+        start_node(out, "m3")  # not a member yet: its node waits for a membership block that lists it
+        _wait(lambda: _events(out, "m3", "join_catch_up"), 30, "m3 to start catching up")
+
+        # bad additions change nothing: a certificate of another member, a URL without a certificate
+        r = run(app, ["membership", "add", "--id", "m3", "--identity-pub", str(out / "identities" / "m3.pub"),
+                      "--tls-cert", str(cfg["m1"].tls_cert), "--url", cfg["m3"].url, "--config", str(toml["m0"])])
+        assert r.exit_code == 2 and "names 'm1', not 'm3'" in r.output, r.output
+        r = run(app, ["membership", "add", "--id", "m3", "--identity-pub", str(out / "identities" / "m3.pub"),
+                      "--url", cfg["m3"].url, "--config", str(toml["m0"])])
+        assert r.exit_code == 2 and "both --tls-cert and --url" in r.output
+
+        r = run(app, ["membership", "add", "--id", "m3", "--identity-pub", str(out / "identities" / "m3.pub"),
+                      "--tls-cert", str(cfg["m3"].tls_cert), "--url", cfg["m3"].url,
+                      "--config", str(toml["m0"]), "--wait", "30"])
+        assert r.exit_code == 0, r.output
+        added = json.loads(r.output.strip().splitlines()[-1])["recorded"]
+        assert added["kind"] == "membership" and added["payload"]["add"][0]["url"] == cfg["m3"].url
+        added_at = int(added["index"])
+
+        # m3 caught up (its node is up now) and takes part: a validator's vote and an accepted increment
+        _wait(lambda: _height(out, "m3") >= added_at, 60, "m3 to catch up to its membership block")
+
+        def m3_took_part() -> bool:
+            chain = chains(out)["m0"]
+            voted = any(any(v.validator == "m3" for v in b.block_votes) for b in chain)
+            return voted and any(b.kind == "increment" and b.contributor == "m3" for b in chain)
+
+        _wait(m3_took_part, 120, "m3 drawn as a validator and an increment of m3 accepted")
+
+        # the founder removes m2: its connections are refused from the next block on
+        r = run(app, ["membership", "remove", "--id", "m2", "--config", str(toml["m0"]), "--wait", "30"])
+        assert r.exit_code == 0, r.output
+        removed_at = int(json.loads(r.output.strip().splitlines()[-1])["recorded"]["index"])
+        _wait(lambda: min(_height(out, m) for m in ("m0", "m1", "m3")) >= removed_at + 2, 90,
+              "two blocks after m2's removal")
+        as_m2 = PeerClient(cfg["m0"].url, cfg["m2"].ca_cert, cfg["m2"].tls_cert, cfg["m2"].tls_key,
+                           {cfg[m].fingerprint: m for m in ("m0", "m1", "m2", "m3")}, expected_member="m0",
+                           timeout_s=3, retries=0)
+        with pytest.raises(Exception):
+            as_m2.request("GET", "/v1/status").raise_for_status()
+        refused = [e for e in _events(out, "m0", "peer_refused") if "m2" in json.dumps(e)]
+        assert refused
+    finally:
+        stop_nodes(out, grace_s=3)
+
+    chain = chains(out)["m1"]
+    state = verify_chain(chain, certificate_check=check_certificate)
+    assert "m3" in state.members and "m2" not in state.members
+    joined = verify_chain(chains(out)["m3"], certificate_check=check_certificate)  # m3's copy verifies too
+    assert joined.height >= added_at
+    # m2's votes stop counting from the block after its removal: it is in no later committee's votes
+    later = [b for b in chain if b.index > removed_at]
+    assert later and all(v.validator != "m2" for b in later for v in (*b.block_votes, *b.quality_votes))
+    assert all(b.contributor != "m2" for b in later)
+    # every founding node applied both membership blocks without a restart
+    for m in ("m0", "m1"):
+        applied = [e["index"] for e in _events(out, m, "membership_applied")]
+        assert added_at in applied and removed_at in applied, m
+    assert _events(out, "m3", "joined")
