@@ -19,7 +19,7 @@ from tclearn.errors import ConfigError
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.store import MemoryChainStore
-from tclearn.node.chain_members import allowlist_table, members_of_chain, peer_urls
+from tclearn.node.chain_members import allowlist_table, members_of_chain, peer_urls, removal_of
 from tclearn.node.joining import catch_up_to_membership
 from tclearn.sim.build import synthetic_coalition
 from tclearn.transport import MemberAllowList
@@ -52,6 +52,8 @@ def test_members_allowlist_and_peers_follow_the_membership_block(chain: list[Blo
     configured = {m: f"https://127.0.0.1:{7000 + i}" for i, m in enumerate(("m0", "m1", "m2", "m3", "m4", "m5"))}
     peers = peer_urls(after, configured, "m1")
     assert peers["m9"] == URL and "m4" not in peers and "m1" not in peers  # the chain's URL for the joiner
+    # a removed member restarting its node is told which block removed it
+    assert removal_of("m4", chain) == at and removal_of("m9", chain) is None and removal_of("m1", chain) is None
 
 
 class _Serving:

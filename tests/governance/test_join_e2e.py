@@ -28,7 +28,11 @@ from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, build_genesis
 from tclearn.ledger.verify import verify_chain
 from tclearn.node import chains, node_status, setup_coalition, start_node, stop_nodes
+from tclearn.errors import ConfigError
+from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.node.config import NodeConfig
+from tclearn.node.layout import NodeLayout
+from tclearn.node.runtime import Node
 from tclearn.transport import PeerClient
 
 pytestmark = pytest.mark.slow
@@ -142,3 +146,12 @@ def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_pa
         applied = [e["index"] for e in _events(out, m, "membership_applied")]
         assert added_at in applied and removed_at in applied, m
     assert _events(out, "m3", "joined")
+    # m2's node, restarted on a chain that holds its removal, says so and stops (nothing is served or stored)
+    layout = NodeLayout(cfg["m2"].data_dir)
+    for path in layout.chain.parent.glob(layout.chain.name + "*"):
+        path.unlink()
+    with SQLiteChainStore(layout.chain) as store:
+        for b in chain:
+            store.append(b)
+    with pytest.raises(ConfigError, match=f"m2 was removed from the coalition by membership block {removed_at}"):
+        Node(cfg["m2"])

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from tclearn.ledger.block import Block
 
 __all__ = ["ChainMember", "genesis_members", "apply_membership", "members_of_chain", "allowlist_table",
-           "peer_urls"]
+           "peer_urls", "removal_of"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,16 @@ def peer_urls(members: Mapping[str, ChainMember], configured: Mapping[str, str],
     """Whom to send to: every current member but `me`, at its configured URL, else the URL the chain records."""
     return {m: configured.get(m) or c.url for m, c in members.items()
             if m != me and (configured.get(m) or c.url)}
+
+
+def removal_of(member: str, blocks: Iterable[Block]) -> int | None:
+    """Index of the last membership block that removed `member` (None if none did, or it was added again after)."""
+    removed = None
+    for block in blocks:
+        if block.kind != "membership":
+            continue
+        if member in [str(m) for m in block.payload.get("remove", [])]:
+            removed = block.index
+        elif any(isinstance(m, Mapping) and m.get("id") == member for m in block.payload.get("add", [])):
+            removed = None
+    return removed

@@ -56,7 +56,7 @@ from tclearn.node.batch_ids import BatchIdRegistry, IdCheckingEvaluator
 from tclearn.node.fetching import FetchingEvaluator, ModelFetcher
 from tclearn.node.governance import GovernanceDesk
 from tclearn.node.learning_rate import LearningRateAsker
-from tclearn.node.chain_members import ChainMember, allowlist_table, apply_membership, members_of_chain
+from tclearn.node.chain_members import ChainMember, allowlist_table, apply_membership, members_of_chain, removal_of
 from tclearn.node.chain_members import peer_urls as current_peer_urls
 from tclearn.node.joining import catch_up_to_membership
 from tclearn.node.layout import NodeLayout
@@ -133,6 +133,10 @@ class Node:
         # the current members (keys, certificate fingerprints, URLs): genesis and the membership blocks
         self.members = members_of_chain(payload, self.store)
         self.configured_urls = {p.member_id: p.url for p in cfg.peers}
+        removed = removal_of(cfg.member_id, self.store) if cfg.member_id not in self.members else None
+        if removed is not None:
+            raise ConfigError(f"{cfg.member_id} was removed from the coalition by membership block {removed} of "
+                              "this node's chain: its connections are refused; ask the founder to add it again")
         if cfg.member_id not in self.members:  # joining a running coalition: catch up until a block lists us
             self.members = catch_up_to_membership(self.store, self.genesis, cfg.member_id, self.identity.public_key,
                                                   self._join_clients, self.log)
