@@ -31,7 +31,7 @@ from typing import Any
 
 from tclearn.attacks.network import ATTACKS, make_attack, proxied_coalition
 from tclearn.node import node_status, start_nodes, stop_nodes, wait_for_height
-from tclearn.node.coalition import _pids
+from tclearn.node.launcher import _pids
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hostile.json"
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")

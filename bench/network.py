@@ -36,8 +36,7 @@ import torch
 
 from tclearn.consensus.params import ConsensusParams
 from tclearn.data import DataPool
-from tclearn.identity import Identity
-from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
+from tclearn.founding import generated_identities, numbered_names, plan_for_task
 from tclearn.learning import DirectoryModelStore, Evaluator, get_task, model_hash, state_to_bytes
 from tclearn.node import run_network_coalition, setup_coalition
 from tclearn.node.data_source import data_key, partner_data
@@ -50,14 +49,13 @@ RESULTS = Path(__file__).parent / "results" / "network.json"
 
 def in_process(n: int, blocks: int, seed: int, tmp: Path) -> dict:
     task = get_task("digits")
-    ids = [Identity.generate(f"m{i}") for i in range(n)]
+    ids = generated_identities(numbered_names(n))
     _, test = partner_data("digits", n, seed, 0)
-    config = GenesisConfig(coalition_id="bench", level="A", members=tuple(MemberInfo(i.member_id, i.public_key) for i in ids),
-                           task="digits", architecture="digits", model_config=dict(task.config), model_seed=seed,
-                           hyperparams=task.default_hyperparams.genesis_dict(), lam=0.95,
-                           committee_size=min(3, n - 1), test_set_hash=test.digest(), founder="m0")
     init = task.initial_state(seed)
-    genesis = build_genesis(config, model_hash(init), ids[0], int(time.time() * 1000))
+    # founded as `coalition up` founds it (tclearn.founding), without the revert right
+    genesis = plan_for_task(task, ids, coalition_id="bench", seed=seed, lam=0.95, committee_size=min(3, n - 1),
+                            test_set_hash=test.digest(), architecture="digits", initial_model_hash=model_hash(init),
+                            ).genesis()
     evaluators, trainers = {}, {}
     hp = task.default_hyperparams.updated(genesis.payload["config"]["hyperparams"])
     for k, ident in enumerate(ids):

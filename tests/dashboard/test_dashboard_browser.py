@@ -30,7 +30,7 @@ import pytest
 from tclearn.dashboard.settings import DashboardSettings
 from tclearn.identity import Identity
 from tclearn.node import chains, node_status, setup_coalition, start_node, stop_nodes
-from tclearn.node.coalition import _pids, _save_pids
+from tclearn.node.launcher import _pids, _save_pids
 from tclearn.pki import init_ca, issue_member
 from tclearn.vault.journal import Journal
 

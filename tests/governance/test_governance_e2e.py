@@ -37,7 +37,7 @@ from tclearn.ledger.records import Proposal
 from tclearn.ledger.verify import verify_chain
 from tclearn.node import chains, kill_node, node_status, setup_coalition, start_node, stop_nodes
 from tclearn.node.batch_ids import BatchIdRegistry
-from tclearn.node.coalition import _pids, _save_pids
+from tclearn.node.launcher import _pids, _save_pids
 from tclearn.node.config import NodeConfig
 
 pytestmark = pytest.mark.slow

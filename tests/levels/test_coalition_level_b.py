@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tclearn.cli.app import app
 from tclearn.ledger.records import Proposal
 from tclearn.node import chains, setup_coalition, start_nodes, stop_nodes, wait_for_height
-from tclearn.node.coalition import _client, _summary
+from tclearn.node.launcher import _client, _summary
 from tclearn.node.vault_setup import SUPERVISOR_ID, supervisor_dir
 from tclearn.vault.journal import read_journal
 from tclearn.vault.storage import Vault

@@ -297,7 +297,7 @@ def proxied_coalition(out_dir: Path, partners: int = 4, *, seed: int = 0, task: 
     Returns {member: {"url", "cert", "key", "ca", "config"}, "_proxy": the proxy or None}.
     """
     from tclearn.node import setup_coalition
-    from tclearn.node.coalition import _free_ports
+    from tclearn.node.launcher import _free_ports
 
     configs = setup_coalition(out_dir, partners, task=task, seed=seed)
     proxy = None

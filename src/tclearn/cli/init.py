@@ -14,21 +14,19 @@ an unreadable passphrase leaves DIR as it was.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from tclearn.cli.errors import handle_errors
-from tclearn.errors import ConfigError, EncodingError, IdentityError, LearningError, StoreError
+from tclearn.errors import ConfigError, EncodingError, IdentityError, StoreError
+from tclearn.founding import generated_identities, plan_from_config, resolve_initial_model
 from tclearn.identity import Identity, load_identity, save_identity
 from tclearn.ledger.block import Block
-from tclearn.ledger.genesis import GenesisConfig, build_genesis, load_config, parse_config
+from tclearn.ledger.genesis import GenesisConfig, load_config, parse_config
 from tclearn.ledger.sqlite_store import SQLiteChainStore
-from tclearn.ledger.verify import verify_chain
 
 __all__ = ["init_command", "resolve_initial_model", "check_known_fields", "KNOWN_FIELDS", "CHAIN_FILE", "KEYS_DIR"]
 
@@ -65,28 +63,6 @@ def check_known_fields(data: Mapping[str, Any]) -> None:
                     raise ConfigError(
                         f"unknown field {where}.{key} (known: {', '.join(sorted(KNOWN_FIELDS[section]))})"
                     )
-
-
-def resolve_initial_model(config: GenesisConfig) -> tuple[GenesisConfig, str]:
-    """The config with the task's full model description, and the initial model's hash.
-
-    The one place where `init` meets `tclearn.learning`: the task rebuilds
-    its model from `model.config` and draws the weights from `model.seed`.
-    Genesis then records the task's normalised options (defaults filled in)
-    and architecture, so every node rebuilds the same model from block 0 even
-    if a default changes later.
-    """
-    from tclearn.learning import get_task, model_hash  # torch: imported only when a chain is founded
-
-    try:
-        task = get_task(config.task, **config.model_config)
-    except LearningError as exc:  # an unknown task or a bad option is the config's fault
-        raise ConfigError(f"[model]: {exc}") from None
-    if config.architecture and config.architecture != task.architecture:
-        raise ConfigError(f"model.architecture {config.architecture!r} is not that of task {config.task!r} "
-                          f"({task.architecture!r}); leave it out to use the task's")
-    resolved = replace(config, architecture=task.architecture, model_config=dict(task.config))
-    return resolved, model_hash(task.initial_state(config.model_seed))
 
 
 def read_passphrase(path: Path | None) -> bytes | None:
@@ -139,17 +115,15 @@ def _plan(config_path: Path, out: Path, passphrase: bytes | None, founder_key: P
         for suffix in (".key", ".pub"):
             if (out / KEYS_DIR / f"{member}{suffix}").exists():
                 raise IdentityError(f"{out / KEYS_DIR / (member + suffix)} already exists: refusing to overwrite a key")
-    generated = {m: Identity.generate(m) for m in missing}
+    generated = {i.member_id: i for i in generated_identities(missing)}
     founder = _founder_identity(data, generated, founder_key, passphrase)
     config, _ = parse_config(data, public_keys={m: i.public_key for m, i in generated.items()})
-    config, model_hash = resolve_initial_model(config)
-    now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    plan = plan_from_config(config, founder, timestamp_ms, tuple(generated.values()))  # tclearn.founding
     try:
-        genesis = build_genesis(config, model_hash, founder, now_ms)
+        genesis = plan.genesis()  # checked as every member will check it: what we store must verify
     except EncodingError as exc:  # e.g. a TOML date in [model.config]
         raise ConfigError(f"the config cannot go into the genesis block: {exc}") from None
-    verify_chain([genesis])  # what we store must verify
-    return config, generated, genesis
+    return plan.config, generated, genesis
 
 
 def _write(out: Path, generated: dict[str, Identity], genesis: Block, passphrase: bytes | None) -> None:
@@ -224,7 +198,7 @@ def _init_kits(config_path: Path, out: Path, founder_key: Path | None, passphras
     if founder_key is not None:
         config, _ = parse_config({k: v for k, v in data.items() if k != "kit"})
         founder = load_identity(founder_key, config.founder_id, passphrase)
-    plan = plan_kits(config_path, data, out, founder, resolve_initial_model, timestamp_ms)
+    plan = plan_kits(config_path, data, out, founder, timestamp_ms)
     write_kits(plan)
     cfg = plan.config
     typer.echo(f"coalition {cfg.coalition_id} (level {cfg.level}), {len(cfg.members)} members, "

@@ -29,7 +29,7 @@ from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
 from tclearn.demo.vault_models import DemoVault
 from tclearn.watermark.fingerprint import DEFAULT_ALPHA
 from tclearn.errors import ConfigError
-from tclearn.identity import Identity
+from tclearn.founding import coalition_data, demo_data_key, hospital_names, plan_for_task, seeded_identities
 from tclearn.consensus.progress import Progress
 from tclearn.data.ids import dataset_ids
 from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get_task, train_centralized,
@@ -37,7 +37,6 @@ from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get
 from tclearn.ledger.policies import LearningRatePolicy, StoppingRule
 from tclearn.learning.evaluate import deterministic_mode
 from tclearn.ledger.block import Block
-from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.ledger.verify import verify_chain
@@ -132,24 +131,13 @@ def default_stop_patience(partners: int) -> int:
     return max(12, 3 * partners)
 
 
-def _member_names(n: int) -> list[str]:
-    return [f"hospital-{chr(ord('a') + i)}" if n <= 26 else f"hospital-{i:02d}" for i in range(n)]
-
-
 BLADDER_PER_PARTNER = 24  # volumes per hospital: a fixed data set that training re-uses, as a hospital's is
 
 
 def _coalition_data(task: Any, opts: DemoOptions) -> Any:
-    kwargs: dict[str, Any] = {}
-    if opts.task == "bladder":
-        kwargs["per_partner"] = opts.per_partner or BLADDER_PER_PARTNER
-        if opts.split != "iid":
-            kwargs["size_alpha"] = 0.5  # quantity skew (Dirichlet 0.5) on top of each hospital's scanner
-    elif opts.task == "digits" and opts.split != "iid":
-        kwargs["mode"] = "label_skew"
-    elif opts.task == "nifti" and opts.split != "iid":
-        kwargs["mode"] = "size_skew"
-    return task.coalition_data(opts.partners, seed=opts.seed, **kwargs)
+    """Each hospital's pool and G from the seed (`tclearn.founding`); bladder: 24 volumes each unless told."""
+    per_partner = (opts.per_partner or BLADDER_PER_PARTNER) if task.name == "bladder" else None
+    return coalition_data(task, opts.partners, opts.seed, split=opts.split, per_partner=per_partner)
 
 
 def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], None] | None = None,
@@ -167,10 +155,10 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     task = get_task(opts.task, **opts.task_options)
     data = _coalition_data(task, opts)
     hp = task.default_hyperparams
-    names = _member_names(opts.partners)
+    names = hospital_names(opts.partners)
     rng = random.Random(opts.seed)
     malicious = sorted(rng.sample(names[1:], opts.malicious)) if opts.malicious else []
-    identities = [Identity.from_seed(m, f"tclearn-demo-{opts.seed}".encode()) for m in names]
+    identities = seeded_identities(names, f"tclearn-demo-{opts.seed}".encode())  # tclearn.founding
     # levels B/C: every model through the supervisor's encrypted vault, one view per member (demo/vault_models.py)
     vault = None if opts.level == "A" else DemoVault(Path(opts.out), opts.level, names, opts.seed, T0_MS,
                                                             alpha=opts.watermark_alpha)
@@ -179,18 +167,15 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
     lr_policy = opts.lr_policy(hp)
-    config = GenesisConfig(
-        coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level,
-        members=tuple(MemberInfo(i.member_id, i.public_key) for i in identities),
-        task=task.name, architecture=task.architecture, model_config=dict(task.config), model_seed=opts.seed,
-        hyperparams=hp.genesis_dict(), lam=float(opts.lam), committee_size=opts.committee_size,
-        test_set_hash=data.test.digest(), founder=names[0], revert_authorized=(names[0],), max_drop=opts.max_drop,
-        stopping=stopping, adaptive_lr=lr_policy, **(vault.genesis_fields() if vault is not None else {}),
-    )
-    genesis = build_genesis(config, init_hash, identities[0], T0_MS)
+    plan = plan_for_task(
+        task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
+        lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),
+        revert_authorized=(names[0],), initial_model_hash=init_hash, timestamp_ms=T0_MS, max_drop=opts.max_drop,
+        stopping=stopping, adaptive_lr=lr_policy, **(vault.genesis_fields() if vault is not None else {}))
+    config, genesis = plan.config, plan.genesis()
 
     timer = Timer()
-    key = f"tclearn-demo-data-ids-{opts.seed}".encode().ljust(16, b"\0")
+    key = demo_data_key(opts.seed)
     registry = IdRegistry(test_ids=frozenset(dataset_ids(key, data.test)))
     evaluators: dict[str, Any] = {}
     trainers: dict[str, PartnerTrainer] = {}

@@ -4,10 +4,11 @@
 * `runtime`: `Node` — the driver wired to SQLite, the wall clock and mutual-TLS HTTPS.
 * `api`: its HTTP handlers; `fetching`: models fetched from peers; `peers`: outboxes and senders;
   `trainer`: `NodeTrainer`; `data_source`: the partner's data and G; `layout`: its files.
-* `coalition`: `setup_coalition`, `start_nodes`, `stop_nodes`, `coalition_status`, `run_network_coalition`.
+* `launcher`: `setup_coalition` (founded through `tclearn.founding`), `start_nodes`, `stop_nodes`, `coalition_status`,
+  `run_network_coalition`.
 """
 
-from tclearn.node.coalition import (
+from tclearn.node.launcher import (
     chains, coalition_status, kill_node, load_configs, node_status, require_coalition, run_network_coalition,
     setup_coalition, start_node, start_nodes, stop_nodes, wait_for_height,
 )

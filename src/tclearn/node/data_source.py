@@ -14,7 +14,6 @@ data its coalition did not agree to. Every refusal is one `DataError` line.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +23,7 @@ from tclearn.data import Dataset, load_decathlon
 from tclearn.data.arrays import load_npz
 from tclearn.data.content_hash import data_hash
 from tclearn.errors import DataError, LearningError
+from tclearn.founding import coalition_data, data_key
 from tclearn.learning import get_task
 from tclearn.learning.tasks import Task
 from tclearn.node.data_spec import DataSpec
@@ -34,13 +34,9 @@ __all__ = ["ZERO_TEST_SET_HASH", "check_fits_task", "check_test_set", "data_key"
 ZERO_TEST_SET_HASH = "0" * 64  # genesis "not fixed yet": nothing to check G against
 
 
-def data_key(seed: int) -> bytes:
-    return hashlib.sha256(f"tclearn-node-data-key/{seed}".encode()).digest()
-
-
 def partner_data(task_name: str, partners: int, seed: int, index: int) -> tuple[Any, Any]:
-    """(this partner's pool data, G): derived from the coalition seed, the same on every node."""
-    data = get_task(task_name).coalition_data(partners, seed=seed)
+    """(this partner's pool data, G): derived from the coalition seed, the same on every node (`tclearn.founding`)."""
+    data = coalition_data(get_task(task_name), partners, seed)
     return data.partners[index], data.test
 
 

@@ -1,7 +1,7 @@
 """Build a synthetic coalition in one call: identities, genesis, evaluators, trainers.
 
 Identities come from `Identity.from_seed` (deterministic; for tests and the
-demo only). Members are named `m0`, `m1`, …; `m0` founds the coalition and
+demo only); genesis is founded as every coalition is (`tclearn.founding`). Members are named `m0`, `m1`, …; `m0` founds the coalition and
 may ask for reverts.
 """
 
@@ -14,7 +14,8 @@ from typing import Iterable, Mapping
 from tclearn.consensus.params import ConsensusParams
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
-from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
+from tclearn.founding import CoalitionPlan, numbered_names, seeded_identities
+from tclearn.ledger.genesis import GenesisConfig, MemberInfo
 from tclearn.sim.world import SimCoalition
 from tclearn.sim.network import FaultModel
 from tclearn.sim.synthetic import ModelRegistry, SyntheticEvaluator, SyntheticTrainer
@@ -26,7 +27,7 @@ HYPERPARAMS = {"learning_rate": 0.01, "optimizer": "sgd", "epochs": 1, "min_batc
 
 
 def make_identities(n: int, seed: bytes = b"tclearn-sim") -> list[Identity]:
-    return [Identity.from_seed(f"m{i}", seed) for i in range(n)]
+    return seeded_identities(numbered_names(n), seed)
 
 
 def make_genesis(identities: list[Identity], committee: int, model_hash: str, *, lam: float = 0.95,
@@ -37,7 +38,7 @@ def make_genesis(identities: list[Identity], committee: int, model_hash: str, *,
         lam=lam, committee_size=committee, test_set_hash="ab" * 32, founder=identities[0].member_id,
         revert_authorized=revert_authorized,
     )
-    return build_genesis(config, model_hash, identities[0], t0_ms)
+    return CoalitionPlan(config, identities[0], model_hash, t0_ms, tuple(identities)).genesis()
 
 
 @dataclass

@@ -30,18 +30,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from tclearn.data.content_hash import data_hash
 from tclearn.errors import ConfigError, IdentityError, StoreError
+from tclearn.founding import plan_from_config
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
-from tclearn.ledger.genesis import GenesisConfig, build_genesis, parse_config
-from tclearn.ledger.verify import verify_chain
+from tclearn.ledger.genesis import GenesisConfig, parse_config
 from tclearn.node.config import NodeConfig, PeerInfo
 from tclearn.node.data_spec import DataSpec
 from tclearn.pki.certs import cert_fingerprint, load_cert, normalize_fingerprint, verify_member_cert
@@ -131,8 +130,8 @@ def _members(data: Mapping[str, Any], base: Path, ca: Path) -> list[dict[str, An
 
 
 def plan_kits(config_path: Path, data: Mapping[str, Any], out: Path, founder: Identity | None,
-              resolve: Callable[[GenesisConfig], tuple[GenesisConfig, str]], timestamp_ms: int | None) -> KitPlan:
-    """Check the config, certificates, G and founder; build genesis and each kit's node settings."""
+              timestamp_ms: int | None) -> KitPlan:
+    """Check the config, certificates, G and founder; build genesis (`tclearn.founding`) and each kit's settings."""
     base = config_path.parent
     if (out / GENESIS_FILE).exists() or (out / KITS_DIR).exists():
         raise StoreError(f"{out} already holds a genesis block or kits: refusing to overwrite them")
@@ -163,10 +162,8 @@ def plan_kits(config_path: Path, data: Mapping[str, Any], out: Path, founder: Id
     expected = next(m.public_key for m in config.members if m.member_id == config.founder_id)
     if founder.member_id != config.founder_id or founder.public_key != expected:
         raise IdentityError(f"--founder-key is not the key of the founder {config.founder_id} in the config")
-    config, model_hash = resolve(config)
-    now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-    genesis = build_genesis(config, model_hash, founder, now_ms)
-    verify_chain([genesis])
+    plan = plan_from_config(config, founder, timestamp_ms)  # no identity made: every site keeps its own key
+    config, genesis = plan.config, plan.genesis()
     peers = tuple(PeerInfo(m["id"], m["_url"], m["cert_fingerprint"]) for m in members)
     kits = []
     for index, m in enumerate(members):

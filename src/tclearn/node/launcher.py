@@ -5,8 +5,11 @@
     coalition_status(out_dir)         # [{member, url, head, height, cert, key, ca}, …]
     stop_nodes(out_dir)               # SIGTERM, then SIGKILL after a grace period
 
-Each node derives its own partner data from the coalition seed and its index;
-no data file is written.
+Members, their keys, genesis and G come from the one founding path
+(`tclearn.founding.plan_for_task`); this module adds what a coalition of
+processes needs around it: the CA and certificates, key files, `node.toml`s
+and the processes. Each node derives its own partner data from the coalition
+seed and its index; no data file is written.
 """
 
 from __future__ import annotations
@@ -81,23 +84,21 @@ def setup_coalition(out_dir: Path | str, partners: int, *, task: str = "digits",
 
 def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None, lam: float, tick_ms: int,
            ports: list[int] | None, propose: str, level: str = "A") -> list[NodeConfig]:
-    from tclearn.identity import Identity, save_identity
-    from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
-    from tclearn.learning import get_task, model_hash
-    from tclearn.node.data_source import partner_data
+    from tclearn.founding import coalition_data, generated_identities, numbered_names, plan_for_task
+    from tclearn.identity import save_identity
+    from tclearn.learning import get_task
     from tclearn.pki import init_ca, issue_member
 
     out.mkdir(parents=True, exist_ok=True)
     pki_dir = out / "pki"
     init_ca(pki_dir)
-    ids = [f"m{i}" for i in range(partners)]
+    ids = numbered_names(partners)
     files = {m: issue_member(pki_dir, m, hosts=("127.0.0.1", "localhost")) for m in ids}
     (out / "identities").mkdir(mode=0o700, exist_ok=True)
-    identities = {m: Identity.generate(m) for m in ids}
-    keys = {m: save_identity(identities[m], out / "identities") for m in ids}
+    identities = generated_identities(ids)
+    keys = {i.member_id: save_identity(i, out / "identities") for i in identities}
     t = get_task(task)
-    _, test = partner_data(task, partners, seed, 0)
-    hp = t.default_hyperparams.genesis_dict()
+    test = coalition_data(t, partners, seed).test  # G: every node derives the same (node/data_source.py)
     sup = None
     if level == "B":  # the supervisor: keys, vault (holding the initial model), vault.toml (node/vault_setup.py)
         from tclearn.learning.serialize import state_to_bytes
@@ -107,14 +108,11 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
                                state_to_bytes(t.initial_state(seed)), _free_ports(1)[0])
     sup_fields: dict[str, Any] = {} if sup is None else {"supervisor": sup.settings.member_id,
                                                          "supervisor_key": sup.public_key}
-    config = GenesisConfig(
-        coalition_id=f"net-{seed}", level=level,
-        members=tuple(MemberInfo(m, identities[m].public_key, files[m].fingerprint) for m in ids),
-        task=t.name, architecture=t.name, model_config=dict(t.config), model_seed=seed, hyperparams=hp,
-        lam=lam, committee_size=committee or min(3, partners - 1), test_set_hash=test.digest(), founder=ids[0],
-        revert_authorized=(ids[0],), **sup_fields)
-    genesis = build_genesis(config, model_hash(t.initial_state(seed)), identities[ids[0]], int(time.time() * 1000))
-    (out / "genesis.block").write_bytes(genesis.to_bytes())
+    plan = plan_for_task(t, identities, coalition_id=f"net-{seed}", level=level, seed=seed, lam=lam,
+                         committee_size=committee or min(3, partners - 1), test_set_hash=test.digest(),
+                         revert_authorized=(ids[0],), architecture=t.name,
+                         fingerprints={m: files[m].fingerprint for m in ids}, **sup_fields)
+    (out / "genesis.block").write_bytes(plan.genesis().to_bytes())
     ports = ports or _free_ports(partners)
     peers = tuple(PeerInfo(m, f"https://127.0.0.1:{ports[i]}", files[m].fingerprint) for i, m in enumerate(ids))
     configs = []
