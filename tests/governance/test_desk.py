@@ -134,3 +134,34 @@ def test_a_hyperparams_block_changes_what_the_next_trainings_are_handed(tmp_path
     after = [hp for h, hp in handed if h > hp_block.index]
     assert before and all(hp["learning_rate"] == genesis_lr for hp in before)
     assert after and all(hp["learning_rate"] == 0.004 and hp["epochs"] == 3 for hp in after)
+
+
+def test_a_joining_site_brings_its_own_certificate_and_a_url(tmp_path: Path) -> None:
+    c = synthetic_coalition(4, 2, seed=4).coalition
+    assert c.run_until(1, 400)
+    desk, _ = _desk(tmp_path, "m0")
+    driver = c.drivers["m0"]
+    key = Identity.from_seed("m9", b"x").public_key.hex()
+    held = "sha256:" + "1" * 64  # m1's certificate, as the chain records it
+
+    def ask(n: int, addition: dict[str, Any]) -> dict[str, Any]:
+        future = desk.accept(json.dumps({"request_id": _rid(n), "kind": "membership", "add": [addition],
+                                         "remove": []}).encode())
+        desk.run_queued(driver, lambda i: driver.store.get(i).kind, {held: "m1"})
+        return future.result(timeout=0)
+
+    with pytest.raises(GovernanceRefused, match="the certificate of m9 is member m1's"):
+        ask(1, {"id": "m9", "public_key": key, "cert_fingerprint": held, "url": "https://127.0.0.9:7009"})
+    with pytest.raises(GovernanceRefused, match="both the certificate fingerprint and the URL"):
+        desk.accept(json.dumps({"request_id": _rid(2), "kind": "membership", "remove": [],
+                                "add": [{"id": "m9", "public_key": key, "url": "https://127.0.0.9:7009"}]}).encode())
+    with pytest.raises(GovernanceRefused, match="https://host:port"):
+        desk.accept(json.dumps({"request_id": _rid(3), "kind": "membership", "remove": [],
+                                "add": [{"id": "m9", "public_key": key, "cert_fingerprint": "sha256:" + "2" * 64,
+                                         "url": "ftp://x"}]}).encode())
+    answer = ask(4, {"id": "m9", "public_key": key, "cert_fingerprint": "sha256:" + "2" * 64,
+                     "url": "https://127.0.0.9:7009"})
+    assert answer["outcome"] == "accepted" and answer["body"]["add"][0]["url"] == "https://127.0.0.9:7009"
+    assert c.run_until(answer["height"], 600)
+    block = next(b for b in c.chain("m1") if b.kind == "membership")
+    assert block.payload["add"][0]["cert_fingerprint"] == "sha256:" + "2" * 64

@@ -47,7 +47,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from tclearn.consensus.governance import MEMBER_ADDITION_KEYS, addition_problem
 from tclearn.errors import ConsensusError
@@ -180,8 +180,13 @@ def parse_request(body: bytes) -> ParsedRequest:
     return ParsedRequest(request_id, kind, _membership(data["add"], data["remove"]))
 
 
-def request_problem(state: ChainState, kind_of: Callable[[int], str], request: ParsedRequest) -> str | None:
-    """Why the chain as it is refuses `request` (the node's rules; the core adds its own), or None."""
+def request_problem(state: ChainState, kind_of: Callable[[int], str], request: ParsedRequest,
+                    fingerprints: Mapping[str, str] | None = None) -> str | None:
+    """Why the chain as it is refuses `request` (the node's rules; the core adds its own), or None.
+
+    `fingerprints` (certificate fingerprint -> member id, from the chain): a
+    joining site may not bring a certificate a member already holds.
+    """
     body = request.body
     if request.kind == "revert":
         target = body["target"]
@@ -195,6 +200,9 @@ def request_problem(state: ChainState, kind_of: Callable[[int], str], request: P
         for m in body["add"]:
             if m["id"] in state.members:
                 return f"{m['id']} is already a member"
+            owner = (fingerprints or {}).get(m.get("cert_fingerprint", ""))
+            if owner is not None:
+                return f"the certificate of {m['id']} is member {owner}'s ({m['cert_fingerprint']})"
         for mid in body["remove"]:
             if mid not in state.members:
                 return f"{mid} is not a member"
@@ -260,7 +268,8 @@ class GovernanceDesk:
     def waiting(self) -> bool:
         return bool(self._jobs)
 
-    def run_queued(self, driver: Any, kind_of: Callable[[int], str]) -> None:
+    def run_queued(self, driver: Any, kind_of: Callable[[int], str],
+                   fingerprints: Mapping[str, str] | None = None) -> None:
         """Core thread, under the node's lock: check each queued request against the chain, hand it on."""
         while True:
             with self._lock:
@@ -269,7 +278,7 @@ class GovernanceDesk:
                 job = self._jobs.popleft()
             request = job.request
             state: ChainState = driver.state
-            problem = request_problem(state, kind_of, request)
+            problem = request_problem(state, kind_of, request, fingerprints)
             if problem is None:
                 try:
                     if request.kind == "revert":

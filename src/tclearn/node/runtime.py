@@ -393,7 +393,8 @@ class Node:
             if self.governance.waiting():
                 try:
                     with self.lock:
-                        self.governance.run_queued(self.driver, lambda i: self.store.get(i).kind)
+                        self.governance.run_queued(self.driver, lambda i: self.store.get(i).kind,
+                                                   allowlist_table(self.members))
                 except Exception as exc:
                     self.log("error", where="governance", reason=repr(exc)[:300])
             if self.driver.pending_work() or not self.fetcher.fetched.empty():
