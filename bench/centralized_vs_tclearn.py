@@ -58,13 +58,13 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 def _reference(task_name: str, seed: int, partners: int, split: str) -> dict[str, Any]:
     import torch
 
-    from tclearn.demo.coalition import DemoOptions, _coalition_data
+    from tclearn.founding import coalition_data
     from tclearn.learning import get_task, train_centralized_converged
 
     torch.set_num_threads(1)
     task = get_task(task_name)
-    data = _coalition_data(task, DemoOptions(task=task_name, partners=partners, seed=seed, split=split,
-                                             per_partner=_per_partner(task_name, partners)))
+    # the demo's split (tclearn.founding): the same pools the coalition run below trains on
+    data = coalition_data(task, partners, seed, split=split, per_partner=_per_partner(task_name, partners))
     res = train_centralized_converged(task, data.pooled, data.test, task.default_hyperparams, seed=seed,
                                       model_seed=seed, learning_rates=GRIDS[task_name], threads=1)
     return {"score": res.score, "validation": res.val_score, "learning_rate": res.learning_rate,
