@@ -9,7 +9,7 @@ the timeline lists the committed blocks (checked against m0's chain file), the
 rejected increment appears without a reload and is shown as rejected with its
 reason and votes, a block's page says it verifies, the members page shows
 each peer's head, and a certificate from another CA gets no page at all.
-Screenshots of each page go to docs/screenshots/ (the README shows them).
+Screenshots of each page go to $TCLEARN_SCREENSHOTS (docs/screenshots/ for the README).
 """
 
 from __future__ import annotations
