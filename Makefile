@@ -25,10 +25,10 @@ demo: $(STAMP)
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
-	@if command -v apt-get >/dev/null 2>&1; then \
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 			|| { echo "could not install chromium with apt-get (the dashboard's browser test needs it)"; exit 1; }; \
-	else echo "chromium not installed and no apt-get: the dashboard's browser test will skip"; fi
+	else echo "chromium not installed and no apt-get as root: the dashboard's browser test will skip"; fi
 
 # Lint and types first (configured in pyproject.toml): mypy is strict for ledger, consensus, member, quality.
 test: $(STAMP) | $(CHROMIUM)
