@@ -6,7 +6,7 @@ honest partners train with logit adjustment and not-true distillation (the digit
 defaults; attackers train plainly) and check their candidate on G before proposing
 (`tclearn.learning.backtrack_to_floor`: an increment the floor would refuse is
 shortened to 1/2 or 1/4 of its length; the demo's default), 14 rounds, malicious 0 %, 20 % (1/5), 40 % (2/5) and 30 % as 3 of 10 partners,
-every attack of `tclearn.demo.coalition.ATTACKS`, splits iid and non-iid.
+every attack of `tclearn.demo.engine.ATTACKS`, splits iid and non-iid.
 Per run: final score, share of degrading candidates (score_new < score_old −
 0.01, or invalid) that ended rejected, share of honest increments rejected,
 rounds to reach 95 % of the clean run's final score, within 2 points of clean.
@@ -50,7 +50,7 @@ from tclearn.attacks.partner import flatten as _flat
 from tclearn.attacks.partner import unflatten as _unflat
 from tclearn.baselines import aggregators as agg
 from tclearn.data import DataPool
-from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
+from tclearn.demo.engine import ATTACKS, DemoOptions, run_coalition
 from tclearn.learning import get_task, train_increment
 from tclearn.learning.partner import Partner
 from tclearn.learning.evaluate import evaluate_state

@@ -73,7 +73,7 @@ def _reference(task_name: str, seed: int, partners: int, split: str) -> dict[str
 
 
 def _coalition(task: str, seed: int, partners: int, split: str, adaptive: bool) -> dict[str, Any]:
-    from tclearn.demo.coalition import DemoOptions, run_coalition
+    from tclearn.demo.engine import DemoOptions, run_coalition
 
     with tempfile.TemporaryDirectory() as tmp:
         run = run_coalition(DemoOptions(task=task, partners=partners, split=split, seed=seed, rounds=400,

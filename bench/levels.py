@@ -1,6 +1,6 @@
 """Security levels side by side: the same demo coalition at level A, B (vault) and C (vault + watermarks).
 
-For each seed the one-process demo (`tclearn.demo.coalition.run_coalition`)
+For each seed the one-process demo (`tclearn.demo.engine.run_coalition`)
 runs three times with everything else equal, to convergence (the genesis
 stopping rule) or the round cap:
 
@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.vault_models import VAULT_DIR
 from tclearn.ledger.sqlite_store import open_store
 from tclearn.vault.anchors import verify_journal_against_chain

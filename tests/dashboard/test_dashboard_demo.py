@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tclearn.dashboard.for_demo import DemoDashboard
-from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from tclearn.consensus import check_certificate
 from tclearn.consensus.progress import Progress
 from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
 from tclearn.data.ids import dataset_ids, merkle_root
-from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.partners import PartnerTrainer
 from tclearn.ledger.policies import StoppingRule
 from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from tclearn.cli import app
 from tclearn.consensus import check_certificate
-from tclearn.demo.coalition import ATTACKS, DemoOptions, run_coalition
+from tclearn.demo.engine import ATTACKS, DemoOptions, run_coalition
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.ledger.verify import verify_chain
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
-from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.vault_models import SECRETS_DIR, SUPERVISOR_ID, VAULT_DIR
 from tclearn.identity import Identity
 from tclearn.ledger.records import Proposal

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
-from tclearn.demo.coalition import DemoOptions, run_coalition
+from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.vault_models import MERGE_ACTION, SECRETS_DIR, VAULT_DIR
 from tclearn.learning.serialize import apply_increment, model_hash, state_from_bytes, state_to_bytes
 from tclearn.ledger.records import Proposal

@@ -83,7 +83,7 @@ def demo_command(
     if network:
         require_runnable_level(level, "tclearn demo --network")
     require_runnable_level(level, "tclearn demo", DEMO_LEVELS)
-    from tclearn.demo.coalition import DemoOptions, run_coalition
+    from tclearn.demo.engine import DemoOptions, run_coalition
     from tclearn.demo.report import print_summary, report_dict, write_figures, write_report
 
     if split not in ("iid", "non-iid"):
@@ -107,7 +107,7 @@ def demo_command(
 
         from tclearn.consensus import check_certificate
         from tclearn.ledger.verify import verify_chain
-        from tclearn.demo.coalition import _export_chain
+        from tclearn.demo.engine import _export_chain
 
         net_dir = out / "network"
         if net_dir.exists():

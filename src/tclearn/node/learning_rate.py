@@ -9,7 +9,7 @@ height asks (`committee.proposer_of`, the same on every node), once per stall:
 the `hyperparams` block resets the stall, and `asked_at` remembers the last
 `hyperparams` height we asked after. If that member is down, the next
 height's proposer asks after the next commit. The one-process demo does the
-same from its observer (`demo/coalition.py`).
+same from its observer (`demo/engine.py`).
 """
 
 from __future__ import annotations
