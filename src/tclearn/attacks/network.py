@@ -297,14 +297,14 @@ def proxied_coalition(out_dir: Path, partners: int = 4, *, seed: int = 0, task: 
     Returns {member: {"url", "cert", "key", "ca", "config"}, "_proxy": the proxy or None}.
     """
     from tclearn.node import setup_coalition
-    from tclearn.node.launcher import _free_ports
+    from tclearn.node.launcher import free_ports
 
     configs = setup_coalition(out_dir, partners, task=task, seed=seed)
     proxy = None
     if evil is not None:
         cfg = next(c for c in configs if c.member_id == evil)
         toml = Path(out_dir) / "nodes" / evil / "node.toml"
-        (inner,) = _free_ports(1)
+        (inner,) = free_ports(1)
         text = toml.read_text()
         toml.write_text(text.replace(f"port = {cfg.port}\n", f"port = {inner}\n", 1))
         proxy = SlowModelProxy(cfg.port, inner, mode="pass").start()

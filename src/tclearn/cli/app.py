@@ -13,10 +13,10 @@ from tclearn.cli import coalition as _coalition; app.add_typer(_coalition.app, n
 from tclearn.cli import vault as _vault; app.add_typer(_vault.app, name="vault"); app.add_typer(_vault.audit_app, name="audit")  # noqa: E402,E702
 from tclearn.cli import smime as _smime; app.add_typer(_smime.app, name="smime")  # noqa: E402,E702
 from tclearn.cli.trace import trace_command as _trace; app.command("trace")(_trace)  # noqa: E402,E702
+from tclearn.cli import governance as _gov; app.command("revert")(_gov.revert_command); app.add_typer(_gov.hyperparams_app, name="hyperparams"); app.add_typer(_gov.membership_app, name="membership")  # noqa: E402,E702
 from tclearn.cli import site as _site; app.add_typer(_site.app, name="site")  # noqa: E402,E702
 from tclearn.cli import data as _data; app.add_typer(_data.app, name="data")  # noqa: E402,E702
 from tclearn.cli import model as _model; app.add_typer(_model.app, name="model"); app.command("predict")(_model.predict_command)  # noqa: E402,E702
-from tclearn.cli import governance as _gov; app.command("revert")(_gov.revert_command); app.add_typer(_gov.hyperparams_app, name="hyperparams"); app.add_typer(_gov.membership_app, name="membership")  # noqa: E402,E702
 from tclearn.cli import he as _he; app.add_typer(_he.app, name="he")  # noqa: E402,E702
 
 

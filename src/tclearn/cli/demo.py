@@ -107,7 +107,7 @@ def demo_command(
 
         from tclearn.consensus import check_certificate
         from tclearn.ledger.verify import verify_chain
-        from tclearn.demo.engine import _export_chain
+        from tclearn.demo.engine import export_chain
 
         net_dir = out / "network"
         if net_dir.exists():
@@ -118,7 +118,7 @@ def demo_command(
         res = run_network_coalition(net_dir, partners=partners, rounds=n_rounds, task=task, seed=seed)
         first = next(iter(res["chains"].values()))
         verify_chain(first, certificate_check=check_certificate)
-        _export_chain(first, out / "chain.db")
+        export_chain(first, out / "chain.db")
         summary = {k: v for k, v in res.items() if k != "chains"}
         summary["heights"] = {m: len(c) - 1 for m, c in res["chains"].items()}
         (out / "network_report.json").write_text(json.dumps(summary, indent=2) + "\n")

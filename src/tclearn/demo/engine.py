@@ -43,7 +43,7 @@ from tclearn.ledger.verify import verify_chain
 from tclearn.sim import SimCoalition
 from tclearn.vault.anchors import chain_anchors
 
-__all__ = ["DemoOptions", "run_coalition", "ATTACKS", "T0_MS"]
+__all__ = ["DemoOptions", "run_coalition", "export_chain", "ATTACKS", "T0_MS"]
 
 ATTACKS = DATA_ATTACKS[:3] + MODEL_ATTACKS + ("replay",)
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the virtual clock's start
@@ -260,7 +260,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     t0 = time.perf_counter()
     verify_chain(chain, certificate_check=check_certificate)
     verify_s = time.perf_counter() - t0
-    _export_chain(chain, out / "chain.db")
+    export_chain(chain, out / "chain.db")
     if exported is not None:
         exported(out / "chain.db")  # the dashboard moves to the exported chain before the stores close
     for s in chain_stores.values():
@@ -356,7 +356,7 @@ def _centralized_reference(run: RunRecord, task: Any, data: Any, hp: Any, chain:
     run.extra["centralized_time_s"] = time.perf_counter() - t0
 
 
-def _export_chain(chain: list[Block], path: Path) -> None:
+def export_chain(chain: list[Block], path: Path) -> None:
     if path.exists():
         path.unlink()
     for suffix in ("-wal", "-shm"):

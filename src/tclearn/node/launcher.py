@@ -30,10 +30,10 @@ from tclearn.ledger.block import Block
 from tclearn.node.config import PROPOSE_MODES, NodeConfig, PeerInfo
 
 __all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "kill_node", "coalition_status",
-           "require_coalition", "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains"]
+           "require_coalition", "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains", "free_ports"]
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     socks = []
     try:
         for _ in range(n):
@@ -105,7 +105,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
         from tclearn.node.vault_setup import setup_supervisor
 
         sup = setup_supervisor(out, pki_dir, pki_dir / "ca.crt", {m: files[m].fingerprint for m in ids},
-                               state_to_bytes(t.initial_state(seed)), _free_ports(1)[0])
+                               state_to_bytes(t.initial_state(seed)), free_ports(1)[0])
     sup_fields: dict[str, Any] = {} if sup is None else {"supervisor": sup.settings.member_id,
                                                          "supervisor_key": sup.public_key}
     plan = plan_for_task(t, identities, coalition_id=f"net-{seed}", level=level, seed=seed, lam=lam,
@@ -113,7 +113,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
                          revert_authorized=(ids[0],), architecture=t.name,
                          fingerprints={m: files[m].fingerprint for m in ids}, **sup_fields)
     (out / "genesis.block").write_bytes(plan.genesis().to_bytes())
-    ports = ports or _free_ports(partners)
+    ports = ports or free_ports(partners)
     peers = tuple(PeerInfo(m, f"https://127.0.0.1:{ports[i]}", files[m].fingerprint) for i, m in enumerate(ids))
     configs = []
     summary = []
