@@ -20,9 +20,7 @@ fresh samples are contributed, a partner keeps training on them.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ import torch
 from tclearn.attacks.partner import DATA_ATTACKS, MODEL_ATTACKS, AttackedPartner, flatten, unflatten
 from tclearn.consensus.candidate import Candidate
 from tclearn.data import DataPool
+from tclearn.meter import PhaseMeter
 from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batch_ids
 from tclearn.learning import HyperParams, ModelStore, SelfCheck, Task
 from tclearn.learning.partner import Partner
@@ -41,24 +40,8 @@ __all__ = ["PartnerTrainer", "IdRegistry", "DuplicateCheckingEvaluator", "Collus
 
 
 
-@dataclass
-class Timer:
-    """Wall time per phase of a round (training, evaluation, storage…), summed."""
-
-    totals: dict[str, float] = field(default_factory=dict)
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.totals[phase] = self.totals.get(phase, 0.0) + seconds
-
-    def timed(self, phase: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.add(phase, time.perf_counter() - t0)
-
-    def sent(self, sender: str, to: str, message: object) -> None:
-        """Messages are not traced by the demo (a `tclearn.meter.Meter` method)."""
+# The demo times its phases with the meter the driver is handed (wall time per phase, messages per type).
+Timer = PhaseMeter
 
 
 class IdRegistry:
