@@ -22,7 +22,9 @@ Who may ask (checked by `request_problem`, and again by the certificate check):
 Every validator checks the same rules, not only the requester's node: a
 revert must target a block whose model was the coalition's (not a `rejected`
 candidate); a membership change must leave the genesis committee possible
-(k validators besides the proposer: at least k + 1 members); hyper-parameter
+(k validators besides the proposer: at least k + 1 members) and may not add
+a certificate fingerprint that genesis or an earlier membership block recorded
+(`ChainState.fingerprints`: a certificate is one member's); hyper-parameter
 values must pass the genesis rules (`ledger.hyperparams`).
 """
 
@@ -147,6 +149,7 @@ def request_problem(state: ChainState, request: GovernanceRequest, public_key_ch
     if not isinstance(add, list) or not isinstance(remove, list) or not (add or remove):
         return "membership must add or remove members"
     added: set[str] = set()
+    added_fps: set[str] = set()
     for m in add:
         problem = addition_problem(m)
         if problem:
@@ -156,6 +159,13 @@ def request_problem(state: ChainState, request: GovernanceRequest, public_key_ch
         if m["id"] in added:
             return f"{m['id']} is added twice"
         added.add(m["id"])
+        fp = m.get("cert_fingerprint")
+        if fp and fp in state.fingerprints:
+            return f"the certificate of {m['id']} ({fp}) is one the chain already records for another member"
+        if fp and fp in added_fps:
+            return f"two additions carry the certificate {fp}"
+        if fp:
+            added_fps.add(fp)
     if len(set(map(str, remove))) != len(remove):
         return "a member is removed twice"
     for mid in remove:

@@ -98,6 +98,9 @@ class ChainState:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     model_by_index: Sequence[str] = ()  # model hash after each block (a ModelHistory)
     kind_by_index: Sequence[str] = ()  # kind of each block (a ModelHistory of kinds): a revert may not target a rejected one
+    # every certificate fingerprint genesis or a membership block recorded (removed members' too): a joining
+    # site may not reuse one; derived from the blocks, never stored or hashed
+    fingerprints: frozenset[str] = frozenset()
 
     @classmethod
     def from_genesis(cls, genesis: Block) -> "ChainState":
@@ -116,6 +119,7 @@ class ChainState:
             hyperparams=dict(cfg.hyperparams),
             model_by_index=ModelHistory((genesis.model_hash,)),
             kind_by_index=ModelHistory((genesis.kind,)),
+            fingerprints=frozenset(m.cert_fingerprint for m in cfg.members if m.cert_fingerprint),
         )
 
     # --- strengths -------------------------------------------------------
@@ -158,6 +162,7 @@ class ChainState:
         contributions = dict(self.contributions)
         members = dict(self.members)
         hyper = dict(self.hyperparams)
+        fingerprints = self.fingerprints
         if block.kind == "increment" and block.contributor is not None:
             count = int(block.payload.get("proposal", {}).get("sample_count", 0))
             contributions[block.contributor] = contributions.get(block.contributor, 0) + count
@@ -167,6 +172,9 @@ class ChainState:
             for m in block.payload.get("add", []):
                 members[m["id"]] = bytes(m["public_key"])
                 contributions.setdefault(m["id"], 0)
+            recorded = {str(m["cert_fingerprint"]) for m in block.payload.get("add", []) if m.get("cert_fingerprint")}
+            if recorded:
+                fingerprints = fingerprints | recorded
             for mid in block.payload.get("remove", []):
                 members.pop(mid, None)
         return type(self)(  # not dataclasses.replace, which is slow: this runs once per block
@@ -180,6 +188,7 @@ class ChainState:
             hyperparams=hyper,
             model_by_index=_appended(self.model_by_index, block.model_hash),
             kind_by_index=_appended(self.kind_by_index, block.kind),
+            fingerprints=fingerprints,
         )
 
     def public_key(self, member: str) -> bytes | None:
