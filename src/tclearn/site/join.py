@@ -8,6 +8,13 @@ hashes to genesis's `test_set.hash`, and this site's own data fit the task.
 Anything else is refused in one line (a kit for another coalition, most
 often) and nothing is written. Then D/node.toml points at the site's keys, the
 kit's files, the site's data and D/state/.
+
+A joining kit (`tclearn site kit`, marked by joining.toml) is for a site that
+genesis does not list: it is checked the same way, except that the site's
+Ed25519 key must be the one joining.toml records (the membership block will
+carry it) and genesis must *not* list the site (a founding member joins with
+its `tclearn init` kit). Its node then waits for the membership block that
+adds it (`tclearn.node.joining`).
 """
 
 from __future__ import annotations
@@ -25,16 +32,31 @@ from tclearn.node.data_spec import DataSpec
 from tclearn.pki.certs import cert_fingerprint, load_cert, verify_member_cert
 from tclearn.pki.errors import PKIError
 from tclearn.site.enrol import SiteFiles, load_site
+from tclearn.site.joining_kit import JoiningMark, read_joining_mark
 
 __all__ = ["check_kit", "join_kit"]
+
+
+def _joining_identity_problem(mark: JoiningMark, site: SiteFiles, listed: bool, coalition: str) -> str | None:
+    if mark.member_id != site.member_id:
+        return f"this joining kit is for member {mark.member_id!r}; this site is {site.member_id!r}"
+    if listed:
+        return (f"{site.member_id!r} is already listed in the genesis of {coalition!r}: join with the kit "
+                f"`tclearn init` wrote, not a joining kit")
+    if mark.public_key != site.identity().public_key:
+        return f"this joining kit records another identity key for {site.member_id!r} than this site's"
+    return None
 
 
 def _rel(path: Path, base: Path) -> Path:
     return Path(os.path.relpath(path.absolute(), base.absolute()))
 
 
-def check_kit(kit: NodeConfig, site: SiteFiles) -> Block:
-    """The kit's genesis, once the kit is shown to be this site's (ConfigError naming what differs)."""
+def check_kit(kit: NodeConfig, site: SiteFiles, joining: JoiningMark | None = None) -> Block:
+    """The kit's genesis, once the kit is shown to be this site's (ConfigError naming what differs).
+
+    `joining`: the kit's joining.toml, for a site genesis does not list (`tclearn site kit`).
+    """
     if kit.member_id != site.member_id:
         raise ConfigError(f"this kit is for member {kit.member_id!r}; this site is {site.member_id!r}")
     try:
@@ -48,7 +70,11 @@ def check_kit(kit: NodeConfig, site: SiteFiles) -> Block:
     except Exception as exc:  # a damaged block of any kind
         raise ConfigError(f"the kit's genesis {kit.genesis} is not a genesis block: {exc}") from None
     identity = site.identity()
-    if members.get(site.member_id, (b"", ""))[0] != identity.public_key:
+    if joining is not None:
+        problem = _joining_identity_problem(joining, site, site.member_id in members, coalition)
+        if problem:
+            raise ConfigError(problem)
+    elif members.get(site.member_id, (b"", ""))[0] != identity.public_key:
         raise ConfigError(f"this kit is for another coalition: the genesis of {coalition!r} does not list this "
                           f"site's identity key as {site.member_id!r}")
     if (kit.host, kit.port) != (site.host, site.port):
@@ -63,8 +89,11 @@ def check_kit(kit: NodeConfig, site: SiteFiles) -> Block:
         raise ConfigError(f"the kit's certificate {kit.tls_cert}: {exc}") from None
     if load_cert(cert).public_key() != site.tls_public_key():
         raise ConfigError(f"the kit's certificate {kit.tls_cert} is not for this site's TLS key {site.tls_key}")
-    if cert_fingerprint(cert) != members[site.member_id][1]:
-        raise ConfigError(f"the kit's certificate is not the one the genesis of {coalition!r} records")
+    recorded = joining.fingerprint if joining is not None else members[site.member_id][1]
+    if cert_fingerprint(cert) != recorded or cert_fingerprint(cert) != kit.fingerprint:
+        where = "the kit's joining.toml and node.toml record" if joining is not None else \
+            f"the genesis of {coalition!r} records"
+        raise ConfigError(f"the kit's certificate is not the one {where}")
     return genesis
 
 
@@ -75,7 +104,8 @@ def join_kit(kit_dir: Path, site_dir: Path, data: DataSpec) -> Path:
     if target.exists():
         raise StoreError(f"{target} already exists: this site has joined (remove it to join again)")
     kit = NodeConfig.load(Path(kit_dir) / "node.toml")
-    genesis = check_kit(kit, site)
+    joining = read_joining_mark(Path(kit_dir))
+    genesis = check_kit(kit, site, joining)
     payload = genesis.payload["config"]
     task = task_from_genesis(payload)
     # G against genesis, and this site's own data against the task: refused here, not at the first round
