@@ -1,8 +1,10 @@
 """A site joins a running coalition of real node processes by a membership block; a removed member is refused.
 
 Three founding digits nodes run (genesis lists m0, m1, m2; committee 2). A
-fourth site, m3, has genesis, its own keys and CA-issued certificate, and the
-founders' URLs, and is started before anyone added it: its node waits. The
+fourth site, m3, gets a joining kit the operator writes from m0's running node
+(`tclearn site kit`: genesis, CA, its certificate, the chain's current members
+and URLs); its node.toml is the kit's, with m3's own key paths and data folder,
+and it is started before anyone added it: its node waits. The
 founder adds it with `tclearn membership add --identity-pub --tls-cert --url`;
 every founding node admits its certificate and sends to it from that block on,
 without a restart; m3 catches up over mutual TLS (each block's certificate
@@ -76,6 +78,23 @@ def _founders_only(out: Path) -> None:
         path.write_text(dataclasses.replace(cfg, peers=tuple(p for p in cfg.peers if p.member_id in FOUNDERS)).to_toml())
 
 
+def _node_from_joining_kit(out: Path, kit: Path, toml: Path) -> NodeConfig:
+    """`tclearn site kit` for m3 from m0's node; m3's node.toml becomes the kit's, with m3's keys and data dir."""
+    own = NodeConfig.load(toml)
+    entry = out / "m3.entry.toml"
+    entry.write_text(f'[[members]]\nid = "m3"\npublic_key = "{(out / "identities" / "m3.pub").read_text().strip()}"\n'
+                     f'certificate = "{own.tls_cert}"\nurl = "{own.url}"\n')
+    r = CliRunner().invoke(app, ["site", "kit", str(entry), "--node", str(out / "nodes" / "m0" / "node.toml"),
+                                 "--out", str(kit)])
+    assert r.exit_code == 0, r.output
+    from_kit = NodeConfig.load(kit / "node.toml")
+    assert [p.member_id for p in from_kit.peers] == [*FOUNDERS, "m3"] and from_kit.fingerprint == own.fingerprint
+    node = dataclasses.replace(from_kit, data_dir=own.data_dir, identity_key=own.identity_key, tls_key=own.tls_key,
+                               data=own.data, dashboard=own.dashboard)
+    toml.write_text(node.to_toml())
+    return node
+
+
 def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "c"
     setup_coalition(out, 4, task="digits", seed=11, committee=2, tick_ms=50)
@@ -87,6 +106,7 @@ def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_pa
         for m in FOUNDERS:
             start_node(out, m)
         _wait(lambda: _height(out, "m0") >= 2, 90, "two blocks by the founders")
+        cfg["m3"] = _node_from_joining_kit(out, tmp_path / "kit-m3", toml["m3"])
         start_node(out, "m3")  # not a member yet: its node waits for a membership block that lists it
         _wait(lambda: _events(out, "m3", "join_catch_up"), 30, "m3 to start catching up")
 
