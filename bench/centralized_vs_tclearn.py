@@ -182,6 +182,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--task-seeds", nargs="+", default=[], metavar="TASK=N",
                     help="fewer seeds for a task (e.g. bladder=3: its runs are the slow ones)")
+    ap.add_argument("--adaptive-all", action="store_true",
+                    help="also run the adaptive learning rate in every configuration (default: 4 partners IID only)")
     ap.add_argument("--out", type=Path, default=RESULTS / "centralized_vs_tclearn.json")
     args = ap.parse_args()
     task_seeds = {k: int(v) for k, v in (x.split("=", 1) for x in args.task_seeds)}
@@ -194,8 +196,10 @@ def main() -> None:
                 for split in args.splits:
                     jobs.append(("reference", task, str(seed), str(partners), split, "0"))
                     jobs.append(("coalition", task, str(seed), str(partners), split, "0"))
-            if 4 in args.partners and "iid" in args.splits:
-                jobs.append(("coalition", task, str(seed), "4", "iid", "1"))
+            adaptive = ([(str(p), sp) for p in args.partners for sp in args.splits] if args.adaptive_all
+                        else [("4", "iid")] if 4 in args.partners and "iid" in args.splits else [])
+            for partners_s, split in adaptive:
+                jobs.append(("coalition", task, str(seed), partners_s, split, "1"))
     raw: dict[str, dict[str, Any]] = {}
     if args.out.exists():  # resume: keep finished jobs
         old = json.loads(args.out.read_text())
