@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from tclearn.identity import Identity, public_key_from_bytes  # noqa: E402
 from tclearn.ledger.encoding import canonical_bytes  # noqa: E402
 from tclearn.vault.journal import _TAG, Journal, read_journal, verify_journal  # noqa: E402
-from tclearn.vault.storage import Vault, write_atomic  # noqa: E402
+from tclearn.fsutil import atomic_write  # noqa: E402
+from tclearn.vault.storage import Vault  # noqa: E402
 
 
 CPU: dict[str, list[float]] = {}  # CPU seconds of the calls timed under a name (process time: what load cannot inflate)
@@ -65,7 +66,7 @@ def bench_io(root: Path, size_mb: int, repeat: int) -> dict[str, float]:
 
     def plain_put(hashed: bool) -> None:
         name = hashlib.sha256(data).hexdigest() + next(names) if hashed else next(names)
-        write_atomic(plain_dir / name, data)
+        atomic_write(plain_dir / name, data, owner_only=True)
         last["plain"] = name
 
     def plain_get(hashed: bool) -> None:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: Path | str, data: bytes, *, owner_only: bool = False, exclusive: bool = False) -> None:
+def atomic_write(path: Path | str, data: bytes | bytearray | memoryview | Iterable[bytes | memoryview], *,
+                 owner_only: bool = False, exclusive: bool = False) -> None:
     """Write `data` to `path` atomically, creating missing parent directories.
 
+    `data` is bytes, or chunks (each written before the next is drawn, so an
+    encrypting generator never holds the whole ciphertext in memory).
     `owner_only`: mode 0600 (keys, snapshots, models); otherwise 0666 less the umask.
     `exclusive`: refuse to replace an existing file (raises `FileExistsError`, nothing written).
     """
@@ -31,9 +35,10 @@ def atomic_write(path: Path | str, data: bytes, *, owner_only: bool = False, exc
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if owner_only else 0o666)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)

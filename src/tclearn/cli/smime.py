@@ -80,14 +80,14 @@ def request_command(
     """Sign a request (fresh nonce, the time) with the member's key and certificate."""
     from tclearn.pki import member_id_from_cert
     from tclearn.vault.smime import build_request, request_payload
-    from tclearn.vault.storage import write_atomic
+    from tclearn.fsutil import atomic_write
 
     if action not in ("download", "use"):
         raise ConfigError("--action must be download or use")
     private, certificate = _load_key_and_cert(key, cert, key_passphrase_file)
     member = member_id_from_cert(certificate)
-    write_atomic(out, build_request(request_payload(member, action, version, int(time.time() * 1000), ref),
-                                    private, certificate), 0o644)
+    atomic_write(out, build_request(request_payload(member, action, version, int(time.time() * 1000), ref),
+                                    private, certificate))
     typer.echo(f"request by {member} for {action} of {version[:16]}… written to {out}")
 
 
@@ -104,7 +104,7 @@ def serve_command(
 ) -> None:
     """Check a request (signature, CA, replay, policy), journal it, answer with the model encrypted for the member."""
     from tclearn.vault.smime import MAX_REQUEST_BYTES, serve_request
-    from tclearn.vault.storage import write_atomic
+    from tclearn.fsutil import atomic_write
 
     if request.stat().st_size > MAX_REQUEST_BYTES:
         raise RequestError(f"{request} is larger than a request may be ({MAX_REQUEST_BYTES} bytes)")
@@ -113,7 +113,7 @@ def serve_command(
         reply, req = serve_request(sup, request.read_bytes(), ca.read_bytes())
     finally:
         sup.close()
-    write_atomic(out, reply, 0o644)
+    atomic_write(out, reply)
     typer.echo(f"{req.action} of {req.version[:16]}… granted to {req.member}; reply written to {out}")
 
 
@@ -131,10 +131,10 @@ def open_command(
 ) -> None:
     """Decrypt a reply with the member's key."""
     from tclearn.vault.smime import open_reply
-    from tclearn.vault.storage import write_atomic
+    from tclearn.fsutil import atomic_write
 
     private, certificate = _load_key_and_cert(key, cert, key_passphrase_file)
     data = open_reply(reply.read_bytes(), private, certificate, expect_sha256)
     digest = hashlib.sha256(data).hexdigest()
-    write_atomic(out, data)
+    atomic_write(out, data, owner_only=True)
     typer.echo(f"{len(data)} bytes, sha256 {digest}, written to {out}")

@@ -150,14 +150,14 @@ def get_command(
     passphrase_file: Path = typer.Option(..., "--passphrase-file", exists=True, dir_okay=False, help=PASS_HELP),
 ) -> None:
     """Decrypt an object to a file (the supervisor's read, journaled)."""
-    from tclearn.vault.storage import write_atomic
+    from tclearn.fsutil import atomic_write
 
     sup = open_supervisor(directory, key, passphrase_file)
     try:
         data, _ = sup.get_local(object_id)
     finally:
         sup.close()
-    write_atomic(out, data)
+    atomic_write(out, data, owner_only=True)
 
 
 def _verified_entries(directory: Path, supervisor_pub: str | None) -> list[Any]:

@@ -67,7 +67,7 @@ from tclearn.learning.serialize import (State, apply_increment, increment_hash, 
                                         state_to_bytes)
 from tclearn.vault.errors import ObjectNotFound
 from tclearn.vault.policy import default_policy
-from tclearn.vault.storage import write_atomic
+from tclearn.fsutil import atomic_write
 from tclearn.vault.supervisor import Supervisor
 from tclearn.watermark.custody import download_watermarked
 from tclearn.watermark.fingerprint import DEFAULT_ALPHA
@@ -273,7 +273,7 @@ class DemoVault:
         passphrase = f"tclearn-demo-vault-{seed}".encode()
         secrets_dir.mkdir(mode=0o700, parents=True)
         self.passphrase_file = secrets_dir / "vault.passphrase"
-        write_atomic(self.passphrase_file, passphrase + b"\n")
+        atomic_write(self.passphrase_file, passphrase + b"\n", owner_only=True)
         self.clock = _FollowingClock(start_ms)
         self.sup = Supervisor.create(self.root, passphrase, self.identity, members, clock_ms=self.clock,
                                      policy=default_policy(members))

@@ -27,7 +27,7 @@ from tclearn.he.errors import HEError, MalformedCiphertext
 from tclearn.identity import Identity
 from tclearn.ledger.encoding import canonical_bytes, decode
 from tclearn.vault.journal import Journal
-from tclearn.vault.storage import write_atomic
+from tclearn.fsutil import atomic_write
 
 __all__ = ["keygen", "open_authority", "save_record", "model_file", "read_model_file", "SECRET_FILE", "PUBLIC_FILE",
            "MODEL_FORMAT", "MAX_MODEL_FILE_BYTES"]
@@ -54,15 +54,15 @@ def keygen(folder: Path, params: CKKSParams = DEFAULT_PARAMS) -> Path:
         raise HEError(f"{folder / SECRET_FILE} exists: keys are generated once")
     folder.mkdir(parents=True, exist_ok=True)
     ctx = make_secret_context(params)
-    write_atomic(folder / SECRET_FILE, ctx.serialize(save_secret_key=True))
-    write_atomic(folder / PUBLIC_FILE, public_context_bytes(ctx), 0o644)
+    atomic_write(folder / SECRET_FILE, ctx.serialize(save_secret_key=True), owner_only=True)
+    atomic_write(folder / PUBLIC_FILE, public_context_bytes(ctx))
     return folder / PUBLIC_FILE
 
 
 def save_record(folder: Path, model_id: str, record: dict[str, Any]) -> None:
     path = Path(folder) / MODELS_DIR / f"{check_model_id(model_id)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(record) + "\n").encode())
+    atomic_write(path, (json.dumps(record) + "\n").encode(), owner_only=True)
 
 
 def open_authority(folder: Path, supervisor: Identity, clock_ms: Callable[[], int], *,

@@ -24,7 +24,7 @@ from tclearn.identity import Identity, save_identity
 from tclearn.node.vault_link import VaultSettings
 from tclearn.pki import issue_member
 from tclearn.vault.policy import default_policy
-from tclearn.vault.storage import write_atomic
+from tclearn.fsutil import atomic_write
 from tclearn.vault.supervisor import Supervisor
 
 __all__ = ["SUPERVISOR_ID", "SupervisorSetup", "setup_supervisor", "start_supervisor", "supervisor_dir"]
@@ -55,7 +55,7 @@ def setup_supervisor(out: Path, pki_dir: Path, ca_cert: Path, members: dict[str,
     key_path = save_identity(identity, root)
     passphrase_file = root / "vault.passphrase"
     passphrase = secrets.token_hex(24).encode()
-    write_atomic(passphrase_file, passphrase + b"\n")
+    atomic_write(passphrase_file, passphrase + b"\n", owner_only=True)
     vault_dir = root / "vault"
     sup = Supervisor.create(vault_dir, passphrase, identity, list(members), policy=default_policy(list(members)))
     try:

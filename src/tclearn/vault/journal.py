@@ -32,7 +32,7 @@ from tclearn.errors import EncodingError, SignatureError
 from tclearn.identity import Identity, public_key_from_bytes, verify_signature
 from tclearn.ledger.encoding import canonical_bytes, encode_map, map_layout, sha256_hex
 from tclearn.vault.errors import IntegrityError, VaultError
-from tclearn.vault.storage import write_atomic
+from tclearn.fsutil import atomic_write
 
 __all__ = ["Entry", "Journal", "check_anchors", "read_journal", "verify_journal", "who_held", "GENESIS_PREV", "OUTCOMES"]
 
@@ -271,7 +271,7 @@ class Journal:
         sig = self._supervisor.sign(_head_bytes(entry.seq, entry.hash))
         doc = json.dumps({"seq": entry.seq, "hash": entry.hash, "sig": sig.hex()}) + "\n"
         if self._fsync:
-            write_atomic(self.head_path, doc.encode())
+            atomic_write(self.head_path, doc.encode(), owner_only=True)
         else:  # benchmarks build large journals: same rename, no fsync
             tmp = self.head_path.with_name(self.head_path.name + ".tmp")
             tmp.write_text(doc)

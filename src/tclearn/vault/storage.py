@@ -29,7 +29,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -37,10 +37,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tclearn.errors import EncodingError
+from tclearn.fsutil import atomic_write
 from tclearn.ledger.encoding import canonical_bytes, decode, sha256_hex
 from tclearn.vault.errors import IntegrityError, ObjectNotFound, VaultError, VaultLockedError
 
-__all__ = ["ObjectInfo", "Vault", "write_atomic", "MAX_OBJECT_BYTES"]
+__all__ = ["ObjectInfo", "Vault", "MAX_OBJECT_BYTES"]
 
 MAGIC = b"TCLVAULT\x01"
 KEK_FILE = "kek.json"
@@ -52,31 +53,6 @@ CHUNK_BYTES = 1 << 20  # streamed through one reused buffer: no second copy of a
 TAG_BYTES = 16
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-
-
-def write_atomic(path: Path, data: bytes | Iterable[bytes | memoryview], mode: int = 0o600) -> None:
-    """Write `data` (bytes, or chunks: a chunk is written before the next is drawn) to `path` whole or
-    not at all (temp file, fsync, rename, fsync the folder)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def check_object_id(object_id: str) -> str:
@@ -124,7 +100,7 @@ class Vault:
         wrapped = AESGCM(_kek_from_passphrase(passphrase, salt, scrypt_n)).encrypt(nonce, kek, b"tclearn-vault-kek")
         doc = {"format": "tclearn-vault-kek/1", "kdf": "scrypt", "n": scrypt_n, "r": 8, "p": 1,
                "salt": salt.hex(), "nonce": nonce.hex(), "wrapped_kek": wrapped.hex()}
-        write_atomic(root / KEK_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+        atomic_write(root / KEK_FILE, (json.dumps(doc, indent=1) + "\n").encode(), owner_only=True)
         return cls(root, kek)
 
     @classmethod
@@ -183,8 +159,8 @@ class Vault:
         if len(header) > MAX_HEADER_BYTES:
             raise VaultError("object metadata too large")
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomic(path, _encrypted(dek, nonce, b"tclearn-vault-object\x00" + header, data,
-                                      [MAGIC, struct.pack(">I", len(header)), header]))
+        atomic_write(path, _encrypted(dek, nonce, b"tclearn-vault-object\x00" + header, data,
+                                      [MAGIC, struct.pack(">I", len(header)), header]), owner_only=True)
         return ObjectInfo(object_id, kind, len(data), digest, header_fields["meta"])
 
     def _open(self, object_id: str) -> tuple[BinaryIO, dict[str, Any], bytes]:

@@ -24,7 +24,8 @@ from tclearn.identity import Identity
 from tclearn.vault.errors import AccessDenied, ObjectNotFound, VaultError
 from tclearn.vault.journal import Entry, Journal
 from tclearn.vault.policy import POLICY_ACTION, check_policy, decide, default_policy, policy_at, policy_hash
-from tclearn.vault.storage import DEFAULT_SCRYPT_N, ObjectInfo, Vault, write_atomic
+from tclearn.fsutil import atomic_write
+from tclearn.vault.storage import DEFAULT_SCRYPT_N, ObjectInfo, Vault
 
 __all__ = ["Supervisor", "JOURNAL_FILE", "POLICY_FILE", "SUPERVISOR_PUB", "wall_clock_ms"]
 
@@ -155,5 +156,5 @@ class Supervisor:
 
 def _install(root: Path, journal: Journal, doc: dict[str, Any], by: str, reason: str) -> Entry:
     entry = journal.append(by, POLICY_ACTION, policy_hash(doc), "recorded", reason, "", {"policy": doc})
-    write_atomic(root / POLICY_FILE, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+    atomic_write(root / POLICY_FILE, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
     return entry
