@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import pytest
 from tclearn.dashboard.settings import DashboardSettings
 from tclearn.identity import Identity
 from tclearn.node import chains, node_status, setup_coalition, start_node, stop_nodes
-from tclearn.node.launcher import _pids, _save_pids
+from tclearn.node.launcher import _pids, _save_pids, free_ports
 from tclearn.pki import init_ca, issue_member
 from tclearn.vault.journal import Journal
 
@@ -42,11 +41,6 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="the test ext
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SUPERVISOR = Identity.from_seed("supervisor", b"dashboard-test")
@@ -71,7 +65,7 @@ def _journal(path: Path, chain_models: list[str]) -> None:
 def coalition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     out = tmp_path_factory.mktemp("dash") / "coalition"
     configs = setup_coalition(out, 3, task="digits", seed=2)
-    port = _free_port()
+    (port,) = free_ports(1)
     vault = out / "vault"
     vault.mkdir()
     (vault / "supervisor.pub").write_text(SUPERVISOR.public_key.hex() + "\n")  # as `tclearn vault init` does

@@ -20,11 +20,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gov_polling import height, wait_until
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
@@ -35,7 +35,7 @@ from tclearn.ledger.genesis import GenesisConfig, build_genesis
 from tclearn.ledger.policies import LearningRatePolicy
 from tclearn.ledger.records import Proposal
 from tclearn.ledger.verify import verify_chain
-from tclearn.node import chains, kill_node, node_status, setup_coalition, start_node, stop_nodes
+from tclearn.node import chains, kill_node, setup_coalition, start_node, stop_nodes
 from tclearn.node.batch_ids import BatchIdRegistry
 from tclearn.node.launcher import _pids, _save_pids
 from tclearn.node.config import NodeConfig
@@ -75,25 +75,12 @@ def _events(out: Path, member: str, event: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == event]
 
 
-def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def _moved_past(out: Path, index: int) -> bool:
     """Whether m0's head model is no longer block `index`'s (a revert to it changes something)."""
     chain = chains(out)["m0"]
     return len(chain) > index + 1 and chain[-1].model_hash != chain[index].model_hash
 
-
-def _height(out: Path, member: str = "m0") -> int:
-    st = node_status(out, member)
-    return -1 if st is None else int(st["height"])
 
 
 def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -> None:
@@ -108,7 +95,7 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
         for m in ("m0", "m1", "m3"):
             start_node(out, m)
         _start_duplicating(out, "m2")
-        _wait(lambda: _height(out) >= 3 and _moved_past(out, 2), 60, "an increment after block 2")
+        wait_until(lambda: height(out) >= 3 and _moved_past(out, 2), 60, "an increment after block 2")
 
         # --- revert to block 2 (m0 is the founder, the one member genesis authorises) ---
         r = run(app, ["revert", "--to", "2", "--config", str(cfg["m0"]), "--wait", "30"])
@@ -136,7 +123,7 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
         r = run(app, ["membership", "remove", "--id", "m3", "--config", str(cfg["m0"]), "--wait", "30"])
         assert r.exit_code == 0, r.output
         removed_at = json.loads(r.output.strip().splitlines()[-1])["recorded"]["index"]
-        _wait(lambda: _height(out, "m3") >= removed_at, 20, "m3 to commit its removal")
+        wait_until(lambda: height(out, "m3") >= removed_at, 20, "m3 to commit its removal")
         r = run(app, ["hyperparams", "set", "epochs=3", "--config", str(cfg["m3"])])
         assert r.exit_code == 7 and "m3 is not a member" in r.output
 
@@ -144,7 +131,7 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
         kill_node(out, "m0", signal.SIGKILL)
         start_node(out, "m0")
         target = removed_at + 4
-        _wait(lambda: all(_height(out, m) >= target for m in ("m0", "m1", "m2")), 60, f"height {target}")
+        wait_until(lambda: all(height(out, m) >= target for m in ("m0", "m1", "m2")), 60, f"height {target}")
     finally:
         stop_nodes(out, grace_s=3)
 

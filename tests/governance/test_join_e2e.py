@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gov_polling import height, wait_until
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
@@ -29,7 +29,7 @@ from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, build_genesis
 from tclearn.ledger.verify import verify_chain
-from tclearn.node import chains, node_status, setup_coalition, start_node, stop_nodes
+from tclearn.node import chains, setup_coalition, start_node, stop_nodes
 from tclearn.errors import ConfigError
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.node.config import NodeConfig
@@ -42,19 +42,6 @@ pytestmark = pytest.mark.slow
 FOUNDERS = ("m0", "m1", "m2")
 
 
-def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _height(out: Path, member: str) -> int:
-    st = node_status(out, member)
-    return -1 if st is None else int(st["height"])
 
 
 def _events(out: Path, member: str, event: str) -> list[dict[str, Any]]:
@@ -105,10 +92,10 @@ def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_pa
     try:
         for m in FOUNDERS:
             start_node(out, m)
-        _wait(lambda: _height(out, "m0") >= 2, 90, "two blocks by the founders")
+        wait_until(lambda: height(out, "m0") >= 2, 90, "two blocks by the founders")
         cfg["m3"] = _node_from_joining_kit(out, tmp_path / "kit-m3", toml["m3"])
         start_node(out, "m3")  # not a member yet: its node waits for a membership block that lists it
-        _wait(lambda: _events(out, "m3", "join_catch_up"), 30, "m3 to start catching up")
+        wait_until(lambda: _events(out, "m3", "join_catch_up"), 30, "m3 to start catching up")
 
         # bad additions change nothing: a certificate of another member, a URL without a certificate
         r = run(app, ["membership", "add", "--id", "m3", "--identity-pub", str(out / "identities" / "m3.pub"),
@@ -127,20 +114,20 @@ def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_pa
         added_at = int(added["index"])
 
         # m3 caught up (its node is up now) and takes part: a validator's vote and an accepted increment
-        _wait(lambda: _height(out, "m3") >= added_at, 60, "m3 to catch up to its membership block")
+        wait_until(lambda: height(out, "m3") >= added_at, 60, "m3 to catch up to its membership block")
 
         def m3_took_part() -> bool:
             chain = chains(out)["m0"]
             voted = any(any(v.validator == "m3" for v in b.block_votes) for b in chain)
             return voted and any(b.kind == "increment" and b.contributor == "m3" for b in chain)
 
-        _wait(m3_took_part, 120, "m3 drawn as a validator and an increment of m3 accepted")
+        wait_until(m3_took_part, 120, "m3 drawn as a validator and an increment of m3 accepted")
 
         # the founder removes m2: its connections are refused from the next block on
         r = run(app, ["membership", "remove", "--id", "m2", "--config", str(toml["m0"]), "--wait", "30"])
         assert r.exit_code == 0, r.output
         removed_at = int(json.loads(r.output.strip().splitlines()[-1])["recorded"]["index"])
-        _wait(lambda: min(_height(out, m) for m in ("m0", "m1", "m3")) >= removed_at + 2, 90,
+        wait_until(lambda: min(height(out, m) for m in ("m0", "m1", "m3")) >= removed_at + 2, 90,
               "two blocks after m2's removal")
         as_m2 = PeerClient(cfg["m0"].url, cfg["m2"].ca_cert, cfg["m2"].tls_cert, cfg["m2"].tls_key,
                            {cfg[m].fingerprint: m for m in ("m0", "m1", "m2", "m3")}, expected_member="m0",
