@@ -34,7 +34,9 @@ $(CHROMIUM):
 test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
+	@# pytest prints an assertion's whole message in its summary when CI is set; one line per failure keeps
+	@# the failing tests' names in the last lines of a CI log
+	env -u CI -u BUILD_NUMBER $(BIN)/python -m pytest -n 2 -p no:cacheprovider -r fE tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py

@@ -146,6 +146,14 @@ def test_a_read_only_store_refuses_to_append(db: Path, chain: list[Block]) -> No
         assert list(store) == chain
 
 
+def test_reading_a_closed_chain_leaves_the_directory_as_it_was(db: Path, chain: list[Block]) -> None:
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
+    for _ in range(2):  # a WAL reader would leave -wal/-shm files, and the shm index changes between reads
+        with open_store(db, read_only=True) as store:
+            assert list(store) == chain
+    assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before == {db.name: before[db.name]}
+
+
 # --- damage is named, never a crash ---------------------------------------------
 
 def _overwrite(db: Path, index: int, data: bytes) -> None:

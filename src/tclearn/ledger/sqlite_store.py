@@ -19,8 +19,9 @@ DELETE on blocks, so even a stray SQL statement cannot rewrite history.
 Concurrency: WAL lets readers (the CLI, another process) read while a node
 writes; a reader sees whole committed blocks only, and iteration stops at
 the head it saw when it began. Opening with `read_only=True` never writes to
-the chain (SQLite may leave its -wal and -shm side files next to it, as any
-WAL reader does).
+the chain. A writer that closes puts the file back in rollback-journal mode,
+so reading a chain no node holds open (`tclearn model get`, `chain show`)
+leaves no -wal or -shm side files behind; while a node runs they exist anyway.
 """
 
 from __future__ import annotations
@@ -248,6 +249,11 @@ class SQLiteChainStore(ChainStore):
 
     def close(self) -> None:
         with self._lock:
+            if not self.read_only:
+                try:  # best effort: another connection still open keeps WAL, and that is fine
+                    self._conn.execute("PRAGMA journal_mode = DELETE")
+                except sqlite3.Error:
+                    pass
             self._conn.close()
 
     def __enter__(self) -> "SQLiteChainStore":
