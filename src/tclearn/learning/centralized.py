@@ -98,6 +98,7 @@ class ConvergedResult:
     total_seconds: float  # wall time of the whole search (every learning rate tried)
     history: tuple[tuple[float, float, float], ...] = ()  # chosen run: (elapsed s, validation, G) per epoch
     tried: dict[str, float] = field(default_factory=dict)  # learning rate -> best validation score
+    val_loss: float = float("nan")  # the chosen checkpoint's loss on the validation split (breaks a tie on val_score)
 
 
 def _validation_split(train: Dataset, share: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -195,10 +196,10 @@ def train_centralized_converged(
         if best is None or run[1] > best[0]:
             best = (run[1], float(lr), run)
     assert best is not None
-    (val_score, _), lr, (state, _, epochs, best_epoch, seconds, history) = best
+    (val_score, neg_loss), lr, (state, _, epochs, best_epoch, seconds, history) = best
     model = task.model_from_state(state)
     with torch_threads(threads):
         score = mean_score(evaluate_model(task, model, test))
     return ConvergedResult(state=state, score=score, val_score=val_score, learning_rate=lr, epochs=epochs,
                            best_epoch=best_epoch, seconds=seconds, total_seconds=time.perf_counter() - t_all,
-                           history=tuple(history), tried=tried)
+                           history=tuple(history), tried=tried, val_loss=-neg_loss)
