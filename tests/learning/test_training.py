@@ -17,6 +17,7 @@ from tclearn.learning import (
     model_hash,
     states_equal,
     train_centralized,
+    train_centralized_converged,
     train_increment,
 )
 
@@ -96,6 +97,20 @@ def test_centralized_baseline(digits_task: Task, digits_data: CoalitionData) -> 
     assert coalition_passes(samples_trained=3000, local_epochs=2, pooled_size=1500) == 4
     with pytest.raises(LearningError):
         train_centralized(digits_task, digits_data.pooled, digits_data.test, hp, passes=0, seed=0, threads=1)
+
+
+def test_the_converged_reference_chooses_on_validation_never_on_g(digits_task: Task,
+                                                                   digits_data: CoalitionData) -> None:
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
+    kw = dict(seed=0, learning_rates=(0.027, 0.001), patience=2, max_epochs=4, threads=1)
+    res = train_centralized_converged(digits_task, digits_data.pooled, digits_data.test, hp, **kw)
+    assert set(res.tried) == {repr(0.027), repr(0.001)} and res.val_score == max(res.tried.values())
+    assert res.tried[repr(res.learning_rate)] == res.val_score and res.val_loss > 0
+    assert len(res.history) == res.epochs and 1 <= res.best_epoch <= res.epochs <= 4
+    shuffled = Dataset(digits_data.test.x, digits_data.test.y.roll(1))  # another G: same choice, same weights
+    again = train_centralized_converged(digits_task, digits_data.pooled, shuffled, hp, **kw)
+    assert (again.learning_rate, again.val_score, again.val_loss) == (res.learning_rate, res.val_score, res.val_loss)
+    assert states_equal(again.state, res.state) and again.score != res.score
 
 
 def test_distillation_and_logit_adjustment_keep_a_label_skewed_increment_from_forgetting(
