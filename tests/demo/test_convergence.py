@@ -172,6 +172,19 @@ def test_a_hyperparams_block_from_the_adaptive_policy_is_certified_and_obeyed(tm
     assert after, "no increment after the hyperparams block"
 
 
+def test_the_adaptive_policy_is_the_segmentation_demos_default_and_can_be_turned_off() -> None:
+    from tclearn.learning.task_bladder import NiftiTask
+
+    assert get_task("bladder").adaptive_lr_by_default and NiftiTask.adaptive_lr_by_default
+    assert not get_task("digits").adaptive_lr_by_default
+    hp = get_task("bladder").default_hyperparams
+    on = DemoOptions(task="bladder").lr_policy(hp, True)
+    assert on is not None and on.min_lr == pytest.approx(hp.learning_rate / 100) and on.patience == 6
+    assert DemoOptions(task="bladder", adaptive_lr=False).lr_policy(hp, True) is None
+    assert DemoOptions(task="digits").lr_policy(hp, False) is None
+    assert DemoOptions(task="digits", adaptive_lr=True).lr_policy(hp, False) is not None
+
+
 def test_the_demo_with_three_partners_gets_a_committee_that_fits(tmp_path: Path) -> None:
     res = runner.invoke(app, ["demo", "--task", "digits", "--partners", "3", "--rounds", "2", "--no-centralized",
                               "--out", str(tmp_path)])

@@ -37,9 +37,10 @@ def demo_command(
                                                      "raised G by more than --stop-min-delta (default max(12, 3 × "
                                                      "partners); 0: no stopping rule)"),
     stop_min_delta: float = typer.Option(0.0, "--stop-min-delta", help="gain on G that counts as improvement"),
-    adaptive_lr: bool = typer.Option(False, "--adaptive-lr",
-                                     help="genesis adaptive learning-rate policy: certified hyperparams blocks lower "
-                                          "the learning rate when G stalls"),
+    adaptive_lr: Optional[bool] = typer.Option(None, "--adaptive-lr/--no-adaptive-lr",
+                                               help="genesis adaptive learning-rate policy: certified hyperparams "
+                                                    "blocks lower the learning rate when G stalls (default: on for "
+                                                    "bladder and nifti, off for digits)"),
     lr_factor: float = typer.Option(0.5, "--lr-factor", help="with --adaptive-lr: factor applied at each stall"),
     lr_patience: Optional[int] = typer.Option(None, "--lr-patience",
                                               help="with --adaptive-lr: accepted increments without a gain before "

@@ -69,7 +69,7 @@ class DemoOptions:
     # raised G by more than `stop_min_delta` (None: the default; 0: no stopping rule)
     stop_patience: int | None = None
     stop_min_delta: float = 0.0
-    adaptive_lr: bool = False  # the genesis adaptive learning-rate policy (opt-in)
+    adaptive_lr: bool | None = None  # the genesis adaptive learning-rate policy (None: the task's default)
     lr_factor: float = 0.5
     lr_patience: int | None = None  # None: half the stopping patience
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
@@ -118,8 +118,8 @@ class DemoOptions:
         patience = self.stop_patience if self.stop_patience is not None else default_stop_patience(self.partners)
         return StoppingRule(patience=patience, min_delta=self.stop_min_delta) if patience else None
 
-    def lr_policy(self, hp: Any) -> LearningRatePolicy | None:
-        if not self.adaptive_lr:
+    def lr_policy(self, hp: Any, task_default: bool = False) -> LearningRatePolicy | None:
+        if not (task_default if self.adaptive_lr is None else self.adaptive_lr):
             return None
         rule = self.stopping_rule()
         patience = self.lr_patience or max(1, (rule.patience if rule else default_stop_patience(self.partners)) // 2)
@@ -166,7 +166,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     member_store = (lambda m: store) if vault is None else vault.member_store
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
-    lr_policy = opts.lr_policy(hp)
+    lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default)
     plan = plan_for_task(
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),

@@ -93,6 +93,8 @@ class Task(ABC):
     # the centralised reference's learning-rate grid, searched on its validation split
     # (None: the task's own rate, 3× above and 3× below; see `centralized.train_centralized_converged`)
     centralized_learning_rates: ClassVar[tuple[float, ...] | None] = None
+    # whether `tclearn demo` founds its coalition with the adaptive learning-rate policy unless told otherwise
+    adaptive_lr_by_default: ClassVar[bool] = False
 
     @property
     @abstractmethod
