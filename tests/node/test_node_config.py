@@ -11,7 +11,8 @@ from tclearn.errors import ConfigError
 from tclearn.ledger.block import Block
 from tclearn.ledger.verify import verify_genesis
 from tclearn.node import NodeConfig, setup_coalition
-from tclearn.node.data_source import partner_data
+from tclearn.errors import DataError
+from tclearn.node.data_source import partner_data, task_from_genesis
 
 
 def test_setup_writes_configs_that_load_back(tmp_path: Path) -> None:
@@ -31,6 +32,11 @@ def test_setup_writes_configs_that_load_back(tmp_path: Path) -> None:
     assert [s["member"] for s in summary] == ["m0", "m1", "m2"]
     with pytest.raises(FileExistsError):
         setup_coalition(tmp_path / "c", 3)
+    # `coalition up` records the task's architecture, as `tclearn init` does, and a node checks it
+    model = genesis.payload["config"]["model"]
+    assert model["architecture"] == task_from_genesis(genesis.payload["config"]).architecture == "tclearn.DigitsCNN"
+    with pytest.raises(DataError, match="'resnet'.*'tclearn.DigitsCNN'"):
+        task_from_genesis({**genesis.payload["config"], "model": {**model, "architecture": "resnet"}})
 
 
 def test_partner_data_is_deterministic_and_disjoint() -> None:

@@ -44,9 +44,14 @@ def task_from_genesis(payload: Mapping[str, Any]) -> Task:
     """The task genesis fixes, with the options it records (every node rebuilds the same model)."""
     model = payload["model"]
     try:
-        return get_task(str(model["task"]), **dict(model["config"]))
+        task = get_task(str(model["task"]), **dict(model["config"]))
     except LearningError as exc:
         raise DataError(f"genesis names a task this node cannot build: {exc}") from None
+    recorded = str(model.get("architecture") or "")
+    if recorded and recorded != task.architecture:
+        raise DataError(f"genesis records architecture {recorded!r}, but task {task.name!r} builds "
+                        f"{task.architecture!r}: this node would train another model than the one on the chain")
+    return task
 
 
 def load_source(spec: DataSpec, task: Task, what: str) -> Dataset:

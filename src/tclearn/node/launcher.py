@@ -110,7 +110,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
                                                          "supervisor_key": sup.public_key}
     plan = plan_for_task(t, identities, coalition_id=f"net-{seed}", level=level, seed=seed, lam=lam,
                          committee_size=committee or min(3, partners - 1), test_set_hash=test.digest(),
-                         revert_authorized=(ids[0],), architecture=t.name,
+                         revert_authorized=(ids[0],),
                          fingerprints={m: files[m].fingerprint for m in ids}, **sup_fields)
     (out / "genesis.block").write_bytes(plan.genesis().to_bytes())
     ports = ports or free_ports(partners)
