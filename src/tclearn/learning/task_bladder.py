@@ -22,8 +22,8 @@ Since the coalition trains to convergence (data re-used, the adaptive
 learning-rate policy halving the rate on stalls), the starting rate is 3e-2:
 the rate the converged centralised reference's validation search chose most
 often (13 of 20 data splits in `bench/centralized_vs_tclearn.py`), so it was
-chosen without looking at G. Measured on 5 seeds of 4 non-IID partners
-(adaptive policy on): mean Dice 0.855 from 1e-2, 0.859 from 3e-2 (in about
+chosen without looking at G. Measured by `bench/lr_schedule.py` on 5 seeds
+of 4 non-IID partners (adaptive policy on): mean Dice 0.855 from 1e-2, 0.859 from 3e-2 (in about
 as many blocks, 97 against 96); 9e-2 did about as well as 3e-2.
 """
 
