@@ -19,7 +19,7 @@ from tclearn.cli.errors import handle_errors
 from tclearn.errors import ConfigError
 
 # caps: a run stops earlier once the genesis stopping rule says the coalition has converged
-DEFAULT_ROUNDS = {"bladder": 120, "digits": 200, "nifti": 120}
+DEFAULT_ROUNDS = {"bladder": 200, "digits": 200, "nifti": 200}
 NETWORK_ROUNDS = {"bladder": 24, "digits": 12, "nifti": 12}  # --network: blocks to commit over real nodes
 
 
@@ -29,7 +29,7 @@ def demo_command(
     partners: int = typer.Option(4, "--partners", help="number of partners (members)"),
     rounds: Optional[int] = typer.Option(None, "--rounds",
                                          help="at most this many blocks; the run stops earlier once converged "
-                                              "(default cap: 120 bladder, 200 digits)"),
+                                              "(default cap: 200)"),
     committee: Optional[int] = typer.Option(None, "--committee",
                                             help="validators drawn per round (k; default 3, or partners − 1 if fewer)"),
     stop_patience: Optional[int] = typer.Option(None, "--stop-patience",
@@ -94,7 +94,7 @@ def demo_command(
         if data is None:
             raise ConfigError("--task nifti needs --data DIR (imagesTr/ and labelsTr/)")
         options["root"] = str(data)
-    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 120)
+    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 200)
     if serve and network:
         raise ConfigError("--serve is for the one-process demo; with --network every node serves its own dashboard")
     if network:
