@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from tclearn.data.arrays import save_npz  # noqa: E402
 from tclearn.ledger.sqlite_store import SQLiteChainStore  # noqa: E402
 from tclearn.learning import get_task  # noqa: E402
 from tclearn.node import setup_coalition  # noqa: E402
+from tclearn.node.launcher import stop_process_groups  # noqa: E402
 
 NAMES = ["hospital-a", "hospital-b", "hospital-c"]
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -93,14 +93,7 @@ def run_nodes(configs: list[Path], chains: list[Path], window_s: float) -> dict[
         time.sleep(window_s)
         h1 = min(height(c) for c in chains)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_process_groups(procs)
     return {"first_block_s": round(first, 2), "blocks": h1 - h0, "blocks_per_min": round((h1 - h0) * 60 / window_s, 1)}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 from tclearn.data import phantom_coalition
 from tclearn.data.arrays import save_npz
 from tclearn.ledger.sqlite_store import SQLiteChainStore
+from tclearn.node.launcher import stop_process_groups
 
 from sites import HOSTS, coalition_toml, enrol, tclearn, write_decathlon
 
@@ -89,15 +89,7 @@ def test_three_sites_from_their_kits_commit_blocks_and_a_member_predicts(tmp_pat
         heights = [_height(root / n) for n in NAMES]
         assert min(heights) >= 3, heights
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_process_groups(procs)
     chains = []
     for name in NAMES:
         with SQLiteChainStore(root / name / "state" / "chain.sqlite", create=False, read_only=True) as chain:

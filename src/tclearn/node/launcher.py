@@ -23,13 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from tclearn.errors import ConfigError, LearningError
 from tclearn.ledger.block import Block
 from tclearn.node.config import PROPOSE_MODES, NodeConfig, PeerInfo
 
-__all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "kill_node", "coalition_status",
+__all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "stop_process_groups", "kill_node",
+           "coalition_status",
            "require_coalition", "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains", "free_ports"]
 
 
@@ -256,6 +257,21 @@ def stop_nodes(out_dir: Path | str, grace_s: float = 5.0) -> int:
     for member in pids:
         kill_node(out, member, signal.SIGKILL)
     return running
+
+
+def stop_process_groups(procs: Sequence["subprocess.Popen[Any]"], grace_s: float = 15.0) -> None:
+    """SIGTERM the process group of each running `Popen` (started with `start_new_session=True`), then SIGKILL
+    the groups still running after `grace_s`; every process is reaped. For nodes started without pid files."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def _client(out: Path, entry: dict[str, Any], timeout_s: float = 3.0) -> Any:
