@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from tclearn.node.launcher import _client, _summary
 from tclearn.node.vault_setup import SUPERVISOR_ID, supervisor_dir
 from tclearn.vault.journal import read_journal
 from tclearn.vault.storage import Vault
+
+from level_b_scan import assert_no_plaintext, model_probes
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -70,18 +71,6 @@ def test_audit_verify_checks_the_vault_against_a_nodes_chain(coalition_b: Path) 
 def test_no_model_bytes_on_any_disk_in_the_clear(coalition_b: Path) -> None:
     root = supervisor_dir(coalition_b)
     vault = Vault.open(root / "vault", (root / "vault.passphrase").read_bytes().strip())
-    probes = []
-    for object_id in vault.ids():
-        data = bytes(vault.get(object_id)[0])
-        (n,) = struct.unpack("<Q", data[:8])
-        body = data[8 + n:]
-        windows = [body[i: i + 64] for i in range(0, len(body) - 64, max(64, len(body) // 16))]
-        probes += [data[: 8 + n]] + [w for w in windows if len(set(w)) >= 24]
+    probes = model_probes(bytes(vault.get(object_id)[0]) for object_id in vault.ids())
     assert len(probes) > 20
-    for path in (p for p in coalition_b.rglob("*") if p.is_file()):
-        raw = path.read_bytes()
-        if len(raw) >= 10:
-            (n,) = struct.unpack("<Q", raw[:8])
-            assert not (0 < n < len(raw) and raw[8:10] == b'{"'), f"{path} looks like a safetensors file"
-        for probe in probes:
-            assert probe not in raw, f"{path} holds model bytes in the clear"
+    assert_no_plaintext((p for p in coalition_b.rglob("*") if p.is_file()), probes)

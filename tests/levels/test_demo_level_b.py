@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ from tclearn.ledger.records import Proposal
 from tclearn.ledger.sqlite_store import open_store
 from tclearn.vault.journal import _head_bytes, read_journal
 from tclearn.vault.storage import Vault
+
+from level_b_scan import assert_no_plaintext, model_probes
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -73,22 +74,11 @@ def test_no_model_or_increment_is_on_disk_in_the_clear(run_b: tuple[Path, object
     plain = [bytes(vault.get(i)[0]) for i in vault.ids() if vault.info(i).kind in ("model", "increment")]
     assert len(plain) >= 5
     # windows of each object's tensor bytes (past the safetensors header), and each whole header
-    probes = []
-    for data in plain:
-        (n,) = struct.unpack("<Q", data[:8])
-        body = data[8 + n:]
-        windows = [body[i: i + 64] for i in range(0, len(body) - 64, max(64, len(body) // 16))]
-        probes += [data[: 8 + n]] + [w for w in windows if len(set(w)) >= 24]  # not runs of zeros (biases)
+    probes = model_probes(plain)
     assert len(probes) >= 4 * len(plain)
     files = [p for p in out.rglob("*") if p.is_file()]
     assert sum("objects" in p.parts for p in files) >= len(plain)  # the vault's own files are scanned too
-    for path in files:
-        raw = path.read_bytes()
-        if len(raw) >= 10:
-            (n,) = struct.unpack("<Q", raw[:8])
-            assert not (0 < n < len(raw) and raw[8:10] == b'{"'), f"{path} looks like a safetensors file"
-        for probe in probes:
-            assert probe not in raw, f"{path} holds model bytes in the clear"
+    assert_no_plaintext(files, probes)
 
 
 def test_audit_verify_checks_the_journal_against_the_chain(run_b: tuple[Path, object]) -> None:
