@@ -228,15 +228,12 @@ def main() -> None:
         for task in args.tasks:
             if seed >= task_seeds.get(task, args.seeds):
                 continue
-            for partners in args.partners:
-                for split in args.splits:
-                    jobs.append(("reference", task, str(seed), str(partners), split, "0"))
-                    jobs.append(("coalition", task, str(seed), str(partners), split,
-                                 "1" if get_task(task).adaptive_lr_by_default else "0"))
-            # the task's own policy everywhere (the demo's default), the other one where asked
+            # the task's own adaptive-rate policy everywhere (the demo's default), the other one where asked
             default = "1" if get_task(task).adaptive_lr_by_default else "0"
             for partners in args.partners:
                 for split in args.splits:
+                    jobs.append(("reference", task, str(seed), str(partners), split, "0"))
+                    jobs.append(("coalition", task, str(seed), str(partners), split, default))
                     if args.adaptive_all or (partners == 4 and split == "iid"):
                         jobs.append(("coalition", task, str(seed), str(partners), split, "0" if default == "1" else "1"))
     raw: dict[str, dict[str, Any]] = {}
