@@ -6,6 +6,7 @@ import json
 import socket
 import ssl
 import time
+from typing import Callable
 from datetime import UTC, datetime
 
 import cbor2
@@ -194,11 +195,20 @@ def test_connection_limit(coalition: Coalition) -> None:
             coalition.client(server.url, coalition.bob, retries=1, timeout_s=1.0).health()
         hog.close()
         assert any(e["event"] == "connection_refused" for e in events)
+        _until(lambda: server.admission.counts()["open"] == 0)  # the server has seen the hog go
         # a stranger's stalled handshake, though, is cut to make room for a member
         stalled = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.3)
-        assert coalition.client(server.url, coalition.bob, retries=1, timeout_s=2.0).health()["caller"] == "bob"
+        _until(lambda: server.admission.counts()["pending"] == {"127.0.0.1": 1})
+        # the cut connection's slot is freed when its thread ends: the member's retry gets it
+        assert coalition.client(server.url, coalition.bob, retries=3, timeout_s=2.0).health()["caller"] == "bob"
         stalled.close()
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the server's connection counts did not settle"
+        time.sleep(0.02)
 
 
 def test_server_refuses_weak_contexts(coalition: Coalition) -> None:
