@@ -19,7 +19,7 @@ from tclearn.cli.errors import handle_errors
 from tclearn.errors import ConfigError
 
 # caps: a run stops earlier once the genesis stopping rule says the coalition has converged
-DEFAULT_ROUNDS = {"bladder": 200, "digits": 200, "nifti": 200}
+DEFAULT_ROUNDS = 200  # every task
 NETWORK_ROUNDS = {"bladder": 24, "digits": 12, "nifti": 12}  # --network: blocks to commit over real nodes
 
 
@@ -94,7 +94,7 @@ def demo_command(
         if data is None:
             raise ConfigError("--task nifti needs --data DIR (imagesTr/ and labelsTr/)")
         options["root"] = str(data)
-    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS.get(task, 200)
+    n_rounds = rounds if rounds is not None else DEFAULT_ROUNDS
     if serve and network:
         raise ConfigError("--serve is for the one-process demo; with --network every node serves its own dashboard")
     if network:
