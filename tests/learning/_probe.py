@@ -1,6 +1,7 @@
 """Evaluation probe run both in a fresh process and in the test's own process.
 
-Prints (or returns) the SHA-256 of one bladder model's raw output and its
+Prints (or returns) the SHA-256 of one bladder model's raw output, of a digits
+model's outputs over 100 images (evaluated 64 at a time), and the bladder model's
 per-sample scores as hex floats: equal lists mean bit-identical evaluation.
 """
 
@@ -13,7 +14,7 @@ import sys
 import torch
 
 from tclearn.data import phantom_dataset
-from tclearn.learning import deterministic_mode, evaluate_state, get_task
+from tclearn.learning import deterministic_mode, evaluate_state, get_task, output_chunks
 
 
 def probe() -> list[str]:
@@ -24,7 +25,15 @@ def probe() -> list[str]:
     with deterministic_mode(), torch.inference_mode():
         out = model(data.x[:1])
     raw = hashlib.sha256(out.numpy().tobytes()).hexdigest()
-    return [raw] + [x.hex() for x in evaluate_state(task, state, data)]
+    # digits: several samples per forward pass (`Task.eval_chunk_size`), 100 images = one full pass and a padded one
+    digits = get_task("digits")
+    images = digits.coalition_data(2, seed=3).test.subset(range(100))
+    gen = torch.Generator().manual_seed(1)
+    d_state = {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in digits.initial_state(6).items()}
+    d_model = digits.model_from_state(d_state).eval()
+    with deterministic_mode(), torch.inference_mode():
+        d_raw = hashlib.sha256(b"".join(o.numpy().tobytes() for _, o in output_chunks(digits, d_model, images.x)))
+    return [raw, d_raw.hexdigest()] + [x.hex() for x in evaluate_state(task, state, data)]
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from tclearn.data import CoalitionData
+from tclearn.data import CoalitionData, phantom_dataset
 from tclearn.errors import LearningError
 from tclearn.learning import (
     Evaluator,
@@ -22,6 +22,7 @@ from tclearn.learning import (
     ModelNotFoundError,
     Task,
     deterministic_mode,
+    output_chunks,
     evaluate_state,
     get_task,
     torch_threads,
@@ -60,6 +61,36 @@ def test_scores_do_not_depend_on_other_samples(digits_task: Task, digits_data: C
     full = evaluate_state(digits_task, state, g)
     part = evaluate_state(digits_task, state, g.subset([29, 3, 7]))
     assert part == (full[29], full[3], full[7])
+
+
+def _outputs(task: Task, model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    with deterministic_mode(), torch.inference_mode():
+        return [row for _, out in output_chunks(task, model, x) for row in out]
+
+
+@pytest.mark.parametrize("name", ["digits", "bladder"])
+def test_a_samples_outputs_are_the_same_bits_among_any_companions(name: str, digits_data: CoalitionData) -> None:
+    """What lets a task evaluate several samples per pass: position and companions never change a sample's bits.
+
+    Digits evaluates 64 at a time; a sample is checked at other positions,
+    among other samples, in a pass of its own and at the padded tail.
+    """
+    task = get_task(name)
+    data = digits_data.test if name == "digits" else phantom_dataset(5, seed=4)
+    gen = torch.Generator().manual_seed(7)
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in task.initial_state(2).items()}
+    model = task.model_from_state(state).eval()
+    x = data.x[:150] if name == "digits" else data.x
+    base = _outputs(task, model, x)
+    assert len(base) == len(x) and len({tuple(o.flatten()[:4].tolist()) for o in base}) > 1  # outputs differ
+    for seed in range(3):
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: len(x) - 2 * seed - 1]
+        shuffled = _outputs(task, model, x[order])
+        assert all(torch.equal(shuffled[j], base[int(i)]) for j, i in enumerate(order))
+    alone = _outputs(task, model, x[3:4])[0]
+    assert torch.equal(alone, base[3])
+    if name == "digits":
+        assert task.eval_chunk_size == 64  # several per pass: the property above is what makes that safe
 
 
 def test_global_settings_restored() -> None:

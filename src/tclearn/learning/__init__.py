@@ -16,7 +16,14 @@ from tclearn.learning.centralized import (
     CentralizedResult, ConvergedResult, coalition_passes, train_centralized, train_centralized_converged,
 )
 from tclearn.learning.errors import HashMismatchError, InvalidModelError, ModelNotFoundError
-from tclearn.learning.evaluate import deterministic_mode, evaluate_model, evaluate_state, mean_score, torch_threads
+from tclearn.learning.evaluate import (
+    deterministic_mode,
+    evaluate_model,
+    evaluate_state,
+    mean_score,
+    output_chunks,
+    torch_threads,
+)
 from tclearn.learning.evaluator import Evaluator
 from tclearn.learning.hyperparams import GENESIS_KEYS, OPTIMIZERS, HyperParams
 from tclearn.learning.model_store import DirectoryModelStore, MemoryModelStore, ModelStore, check_model_hash
@@ -48,6 +55,7 @@ __all__ = [
     "ModelNotFoundError",
     "deterministic_mode",
     "evaluate_model",
+    "output_chunks",
     "evaluate_state",
     "mean_score",
     "torch_threads",

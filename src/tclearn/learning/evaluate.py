@@ -11,9 +11,19 @@ Floating-point results of a network depend on how reductions are split
   since its convolutions pick kernels by batch shape; everything is restored
   on exit (these are process-wide settings: do not train in another thread
   meanwhile);
-* evaluates one sample at a time in data-set order, in float32, in eval mode,
-  so a sample's score does not depend on which other samples are evaluated
-  with it (G's scores are the same whatever the validator's L);
+* evaluates in data-set order, in float32, in eval mode, in forward passes
+  of one fixed shape: `task.eval_chunk_size` samples (1 by default), the last
+  chunk padded with zeros to that size. A sample's score must not depend on
+  which other samples are evaluated with it (G's scores are the same whatever
+  the validator's L). One sample at a time guarantees it by construction;
+  a larger chunk is for a task whose network treats the rows of a batch
+  independently in eval mode (no batch statistics), where only the shape
+  picks the kernels: the BLAS matrix product that takes one row goes another
+  way than the one that takes 64, so every pass has the same shape, and
+  `tests/learning/test_evaluation.py` checks on the task that a sample's
+  outputs are the same bits at every position among any companions.
+  Digits evaluates 64 at a time: about 100× fewer forward passes, the
+  difference between evaluation and training dominating a coalition's time;
 * maps a sample whose output is not finite to score 0, the worst.
 
 Bit-identity is guaranteed for the same torch build on the same CPU family
@@ -33,7 +43,7 @@ from torch import nn
 from tclearn.data.dataset import Dataset
 from tclearn.learning.tasks import Task
 
-__all__ = ["deterministic_mode", "torch_threads", "evaluate_model", "evaluate_state", "mean_score"]
+__all__ = ["deterministic_mode", "torch_threads", "output_chunks", "evaluate_model", "evaluate_state", "mean_score"]
 
 
 @contextmanager
@@ -76,6 +86,21 @@ def deterministic_mode(threads: int = 1) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
+def output_chunks(task: Task, model: nn.Module, x: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """`(start, outputs)` of `model` on the samples of `x` in passes of `task.eval_chunk_size`, in order.
+
+    Call inside `deterministic_mode()` and `torch.inference_mode()` with the
+    model in eval mode; the padding rows' outputs are dropped.
+    """
+    chunk = task.eval_chunk_size
+    for start in range(0, x.shape[0], chunk):
+        part = x[start : start + chunk].to(torch.float32)
+        n = part.shape[0]
+        if n < chunk:  # every pass has the same shape (see the module docstring)
+            part = torch.cat([part, part.new_zeros((chunk - n, *part.shape[1:]))])
+        yield start, model(part)[:n]
+
+
 def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> tuple[float, ...]:
     """Per-sample scores of `model` on `data`, in data order (Python floats)."""
     task.check_data(data)
@@ -85,12 +110,11 @@ def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> tuple[float, 
     try:
         with deterministic_mode(), torch.inference_mode():
             model = model.float()
-            for i in range(len(data)):
-                out = model(data.x[i : i + 1].to(torch.float32))
-                scores.append(float(task.sample_scores(out, data.y[i : i + 1])[0]))
+            for start, out in output_chunks(task, model, data.x):
+                scores.extend(task.sample_scores(out, data.y[start : start + out.shape[0]]).tolist())
     finally:
         model.train(was_training)
-    return tuple(scores)
+    return tuple(float(s) for s in scores)
 
 
 def evaluate_state(task: Task, state: Mapping[str, torch.Tensor], data: Dataset) -> tuple[float, ...]:

@@ -68,6 +68,9 @@ class DigitsTask(Task):
     # {2.7e-2, 9e-3, 3e-3, 1e-3} (12 of 20 data splits, 2.7e-2 in none; bench/centralized_vs_tclearn.py
     # searches the grid every time)
     centralized_learning_rates: ClassVar[tuple[float, ...] | None] = (0.009,)
+    # convolutions, ReLU and linear layers only: a row's outputs depend on the batch's shape, never its other
+    # rows (checked in tests/learning/test_evaluation.py), and accuracy is a per-row argmax
+    eval_chunk_size: ClassVar[int] = 64
     # Calibrated (see the module docstring): Adam 1e-3, 4 local epochs, mini-batches of 16: increments
     # that rarely degrade the model. A batch is up to 256 samples: a partner's whole pool or most of it
     # (20 % of its fresh samples go to L the first time), trained again at every turn once contributed

@@ -95,6 +95,9 @@ class Task(ABC):
     centralized_learning_rates: ClassVar[tuple[float, ...] | None] = None
     # whether `tclearn demo` founds its coalition with the adaptive learning-rate policy unless told otherwise
     adaptive_lr_by_default: ClassVar[bool] = False
+    # samples per evaluation forward pass (`evaluate.evaluate_model`): >1 only for a network whose rows of a
+    # batch do not interact in eval mode, and whose `sample_scores` of a row do not depend on the other rows
+    eval_chunk_size: ClassVar[int] = 1
 
     @property
     @abstractmethod
