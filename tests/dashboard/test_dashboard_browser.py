@@ -134,7 +134,9 @@ def test_dashboard_over_mutual_tls_in_a_real_browser(coalition: dict[str, Any]) 
             assert [page.get_attribute(f'#timeline tr[data-index="{b.index}"]', "data-kind")
                     for b in committed[:loaded + 1]] == [b.kind for b in committed[:loaded + 1]]
 
-            # no reload from here on: new blocks (the rejected one among them) must appear by themselves
+            # no reload from here on: new blocks (a rejected one among them, which may already have been
+            # there at load) must appear by themselves
+            page.locator(f'#timeline tr[data-index="{loaded + 1}"]').wait_for(timeout=90_000)
             rejected = page.locator('#timeline tr[data-kind="rejected"]').first
             rejected.wait_for(timeout=90_000)
             newest = int(page.locator("#timeline tbody tr").first.get_attribute("data-index") or "0")

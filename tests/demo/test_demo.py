@@ -111,8 +111,9 @@ def test_collude_needs_malicious_partners(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_honest_partners_shorten_increments_the_floor_would_refuse(tmp_path: Path) -> None:
-    # 10 label-skewed partners, 1-point floor: seed 0 has honest increments that lose more than a point on G
-    args = ("--split", "non-iid", "--partners", "10", "--rounds", "14", "--max-drop", "0.01")
+    # 10 label-skewed partners, 1-point floor: seed 1 has honest increments that lose more than a point on G
+    # (so do seeds 5 and 7 of 0-7 at the digits rate 3e-3)
+    args = ("--split", "non-iid", "--partners", "10", "--rounds", "14", "--max-drop", "0.01", "--seed", "1")
     checked = _run(tmp_path / "checked", *args)
     unchecked = _run(tmp_path / "unchecked", *args, "--no-self-check")
     assert unchecked["self_check"] == {"enabled": False, "proposals_checked": 0, "shortened": 0, "still_over_floor": 0}

@@ -25,6 +25,8 @@ from tclearn.sim.build import make_genesis, make_identities
 from tclearn.sim.synthetic import ModelRegistry
 
 DEMO_GENESIS = "0dbde0427912b118d0d8d25ace77088f4301526dbef8bbbcecdf1857fcbe0598"  # demo digits, 3 partners, seed 0
+# the same genesis with today's digits rate, 3e-3 (the golden above is taken at the rate of its day, 1e-3)
+DEMO_GENESIS_NOW = "489e3ef8554688c880fd0c60b857b760f76068660e14b3e28ce3b3bade2eeec6"
 SIM_GENESIS = "7001183b1e97b9fb3dc574daa8c59a5c519af6ed258beb8ecf08bce2306c942a"  # synthetic_coalition(7, 4, seed=0)
 NODE_IDS = ["9dd307299582e4614681f2278219639932460d7ca780b9316d6d3161b07cec04",  # digits, 3 partners, seed 0
             "83438c5776f941edaf2c2b6bc8b604774f4127f4f15b5c092a581cc5dc1c149d",
@@ -37,14 +39,21 @@ def _ids_digest(key: bytes, data: object) -> str:
     return hashlib.sha256(json.dumps(sorted(dataset_ids(key, data))).encode()).hexdigest()
 
 
-def test_demo_genesis_has_its_bytes_from_before() -> None:
+def test_demo_genesis_has_its_bytes_from_before(monkeypatch: pytest.MonkeyPatch) -> None:
     task = get_task("digits")
     data = coalition_data(task, 3, 0)
     names = hospital_names(3)
-    plan = plan_for_task(task, seeded_identities(names, b"tclearn-demo-0"), coalition_id="demo-digits-0", seed=0,
-                         lam=0.97, committee_size=2, test_set_hash=data.test.digest(), revert_authorized=names[:1],
-                         timestamp_ms=T0_MS, max_drop=None, stopping=StoppingRule(patience=12, min_delta=0.0))
-    assert plan.genesis().block_hash == DEMO_GENESIS
+
+    def genesis_hash() -> str:
+        plan = plan_for_task(task, seeded_identities(names, b"tclearn-demo-0"), coalition_id="demo-digits-0", seed=0,
+                             lam=0.97, committee_size=2, test_set_hash=data.test.digest(),
+                             revert_authorized=names[:1], timestamp_ms=T0_MS, max_drop=None,
+                             stopping=StoppingRule(patience=12, min_delta=0.0))
+        return plan.genesis().block_hash
+
+    assert task.default_hyperparams.learning_rate == 0.003 and genesis_hash() == DEMO_GENESIS_NOW
+    monkeypatch.setattr(task, "default_hyperparams", task.default_hyperparams.updated({"learning_rate": 0.001}))
+    assert genesis_hash() == DEMO_GENESIS  # the founding path itself has not changed
     assert _ids_digest(demo_data_key(0), data.partners[0]) == DEMO_IDS_0
 
 

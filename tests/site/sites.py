@@ -48,7 +48,7 @@ def coalition_toml(coalition_id: str, task: str, model_config: dict[str, Any], h
             f'[kit]\nca = "{ca}"\ntest_set = "{test_set}"\ntick_ms = {tick_ms}\n\n{members}')
 
 
-DIGITS_HP = {"learning_rate": 0.001, "optimizer": "adam", "epochs": 4, "min_batch_size": 64}
+DIGITS_HP = {"learning_rate": 0.003, "optimizer": "adam", "epochs": 4, "min_batch_size": 64}
 
 
 def enrol(root: Path, names: list[str], hosts: tuple[str, ...] = HOSTS, pki: Path | None = None) -> tuple[Path, str]:
