@@ -79,15 +79,21 @@ def _ask(config: Path, kind: str, fields: dict[str, Any], wait: float) -> None:
         fail(f"{kind} refused: {reason}", EXIT_PROTOCOL if response.status in (403, 409) else EXIT_USAGE)
     typer.echo(json.dumps(answer))
     if wait:
-        block = _wait_for_block(client, cfg.member_id, kind, int(answer.get("head", 0)), wait)
+        block = _wait_for_block(client, cfg.member_id, kind, fields, int(answer.get("head", 0)), wait)
         if block is None:
             fail(f"no {kind} block from {cfg.member_id} within {wait:g} s (the node renews the request "
                  "for a few heights)", EXIT_WAIT_TIMEOUT)
         typer.echo(json.dumps({"recorded": block}))
 
 
-def _wait_for_block(client: Any, member: str, kind: str, after: int, wait: float) -> dict[str, Any] | None:
-    """The first `kind` block by `member` after index `after`, polled from the node's chain."""
+def _wait_for_block(client: Any, member: str, kind: str, fields: dict[str, Any], after: int,
+                    wait: float) -> dict[str, Any] | None:
+    """The first block after index `after` that records this request, polled from the node's chain.
+
+    Kind and requester are not enough: the node's adaptive learning-rate
+    policy asks for `hyperparams` blocks in the same member's name, and one
+    of those may land first. The block must carry what was asked (`fields`).
+    """
     from tclearn.ledger.block import Block
 
     deadline = time.monotonic() + wait
@@ -100,12 +106,25 @@ def _wait_for_block(client: Any, member: str, kind: str, after: int, wait: float
         for data in raw:
             block = Block.from_bytes(bytes(data))
             start = block.index + 1
-            if block.kind == kind and block.contributor == member:
+            if block.kind == kind and block.contributor == member and _records(block.payload, fields):
                 return {"index": block.index, "kind": block.kind, "hash": block.block_hash,
                         "model_hash": block.model_hash, "payload": _printable(block.payload)}
         if not raw:
             time.sleep(0.5)
     return None
+
+
+def _records(payload: Any, fields: dict[str, Any]) -> bool:
+    """Whether a governance block's payload carries the body of the request made with `fields`."""
+    try:
+        if "target" in fields:
+            return bool(payload["target"] == fields["target"])
+        if "hyperparams" in fields:
+            return dict(payload["hyperparams"]) == fields["hyperparams"]
+        added = [a["id"] for a in payload["add"]]
+        return added == [a["id"] for a in fields["add"]] and list(payload["remove"]) == fields["remove"]
+    except (KeyError, TypeError):
+        return False
 
 
 def _printable(value: Any) -> Any:
