@@ -4,8 +4,9 @@ Theory of operation. Connections are admitted in two stages. Before the TLS
 handshake nobody is known, so the accept loop counts *pending* connections
 (accepted, not yet identified) per source address and in all, and refuses
 beyond `max_pending_per_source`; beyond `max_pending` in all (strangers from
-many addresses) the oldest pending handshake is cut to make room, so a
-member's handshake, which takes milliseconds, still gets through. The rest of
+many addresses) the oldest pending handshake is cut and the newcomer takes
+its slots at once (`Ticket`), so a member's handshake, which takes
+milliseconds, gets through on its first attempt. The rest of
 the `max_connections` slots are only ever used by identified members. After the handshake the caller is
 a member id, and each member may hold at most `max_connections_per_member`.
 
@@ -27,9 +28,27 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Admission", "RefusalLog", "Watchdog"]
+__all__ = ["Admission", "RefusalLog", "Ticket", "Watchdog"]
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One admitted connection's claim on the counts, until `Admission.closed`.
+
+    `sock` is what a cut shuts down: the accepted socket, then the TLS socket
+    once the connection's thread has wrapped it (`Admission.attach`).
+    `evicted`: its pending handshake was cut to make room for a newer
+    connection, which took over its slots; its own thread ends without
+    touching the counts again.
+    """
+
+    source: str
+    sock: socket.socket
+    pending: bool = True
+    evicted: bool = False
 
 
 class Admission:
@@ -43,35 +62,67 @@ class Admission:
         self.max_pending_per_source, self.max_per_member = max_pending_per_source, max_per_member
         self._lock = threading.Lock()
         self._pending: Counter[str] = Counter()
+        self._waiting: dict[int, Ticket] = {}  # pending tickets, oldest first (dicts keep insertion order)
         self._members: Counter[str] = Counter()
         self._open = 0
 
-    def admit(self, source: str, evict_oldest: Callable[[], bool] = lambda: False) -> str | None:
-        """Take a pending slot for a new connection from `source`; the reason it is refused, or None.
+    def admit(self, source: str, sock: socket.socket) -> tuple[Ticket | None, str | None]:
+        """Take a pending slot for the new connection `sock` from `source`: its ticket, or why it is refused.
 
-        `evict_oldest` cuts the oldest pending handshake (True if there was one) when all pending
-        slots are taken; the new connection is then admitted in its place.
+        When all pending slots are taken, the oldest pending handshake is cut
+        and the new connection takes its slots at once, whether or not the
+        cut connection's thread has even started: its socket is shut down now,
+        and its thread, when it runs, finds its ticket evicted and ends.
         """
+        victim: Ticket | None = None
         with self._lock:
             if self._pending[source] >= self.max_pending_per_source:
-                return "too many unidentified connections from this address"
-            if sum(self._pending.values()) >= self.max_pending and not evict_oldest():
-                return "too many unidentified connections"
+                return None, "too many unidentified connections from this address"
+            if sum(self._pending.values()) >= self.max_pending:
+                if not self._waiting:
+                    return None, "too many unidentified connections"
+                victim = next(iter(self._waiting.values()))
+                victim.evicted = True
+                self._release_pending(victim)
+                self._open -= 1
             if self._open >= self.max_connections:
-                return "too many connections"
+                return None, "too many connections"
+            ticket = Ticket(source, sock)
             self._pending[source] += 1
+            self._waiting[id(ticket)] = ticket
             self._open += 1
-            return None
+            if victim is not None:
+                _shutdown(victim.sock)  # under the lock: `attach` cannot swap the socket meanwhile
+        return ticket, None
 
-    def identified(self, source: str, member: str | None) -> str | None:
-        """The handshake of a connection from `source` ended (`member`: who it is, None: refused).
+    def attach(self, ticket: Ticket, sock: socket.socket) -> bool:
+        """The connection's thread wrapped its socket in `sock` (TLS): cut that one from now on.
+
+        False when the ticket was evicted before: the thread must end at once.
+        """
+        with self._lock:
+            if ticket.evicted:
+                return False
+            ticket.sock = sock
+            return True
+
+    def _release_pending(self, ticket: Ticket) -> None:
+        ticket.pending = False
+        self._waiting.pop(id(ticket), None)
+        self._pending[ticket.source] -= 1
+        if self._pending[ticket.source] <= 0:
+            del self._pending[ticket.source]
+
+    def identified(self, ticket: Ticket, member: str | None) -> str | None:
+        """The handshake of `ticket`'s connection ended (`member`: who it is, None: refused).
 
         Frees its pending slot; for a member, takes one of its slots (the reason if none is left).
         """
         with self._lock:
-            self._pending[source] -= 1
-            if self._pending[source] <= 0:
-                del self._pending[source]
+            if ticket.evicted:
+                return "cut to make room for another connection"
+            if ticket.pending:
+                self._release_pending(ticket)
             if member is None:
                 return None
             if self._members[member] >= self.max_per_member:
@@ -79,9 +130,13 @@ class Admission:
             self._members[member] += 1
             return None
 
-    def closed(self, member: str | None) -> None:
-        """A connection admitted by `admit` ended (`member`: the member it was counted for, if any)."""
+    def closed(self, ticket: Ticket, member: str | None) -> None:
+        """`ticket`'s connection ended (`member`: the member it was counted for, if any)."""
         with self._lock:
+            if ticket.evicted:
+                return  # its slots went to the connection that evicted it
+            if ticket.pending:
+                self._release_pending(ticket)
             self._open -= 1
             if member is not None:
                 self._members[member] -= 1
@@ -160,17 +215,6 @@ class Watchdog:
     def release(self, sock: socket.socket) -> None:
         with self._lock:
             self._deadlines.pop(id(sock), None)
-
-    def cut_oldest(self, phase: str) -> bool:
-        """Shut down the watched socket of `phase` whose deadline comes first (False: none)."""
-        with self._lock:
-            found = [(t, k, s) for k, (t, s, p) in self._deadlines.items() if p == phase]
-            if not found:
-                return False
-            _, key, sock = min(found, key=lambda e: e[0])
-            del self._deadlines[key]
-        _shutdown(sock)
-        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

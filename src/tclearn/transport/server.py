@@ -37,9 +37,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
-from typing import Any, Self, cast
+from typing import Any, NamedTuple, Self, cast
 
-from tclearn.transport.admission import Admission, RefusalLog, Watchdog
+from tclearn.transport.admission import Admission, RefusalLog, Ticket, Watchdog
 from tclearn.transport.errors import PeerNotAllowedError, TLSConfigError
 from tclearn.transport.handler import RequestHandler
 from tclearn.transport.router import Router
@@ -80,6 +80,13 @@ class ServerLimits:
         return self.max_pending if self.max_pending is not None else max(1, self.max_connections // 2)
 
 
+class _Accepted(NamedTuple):
+    """What the accept loop hands a connection's thread: the peer's address and its admission ticket."""
+
+    peer: Any
+    ticket: Ticket
+
+
 class _TLSHTTPServer(ThreadingHTTPServer):
     """Accept loop; TLS and HTTP happen in `NodeServer.serve_connection`, per thread."""
 
@@ -100,20 +107,19 @@ class _TLSHTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         source = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
-        reason = self.node.admission.admit(source, lambda: self.node.watchdog.cut_oldest("handshake"))
-        if reason is not None:  # before any TLS work: a refusal costs an accept and a close
+        ticket, reason = self.node.admission.admit(source, request)
+        if ticket is None:  # before any TLS work: a refusal costs an accept and a close
             self.node.refusals.refuse("connection_refused", peer=client_address, reason=reason)
             self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)
+            super().process_request(request, _Accepted(client_address, ticket))
         except BaseException:
-            self.node.admission.identified(source, None)
-            self.node.admission.closed(None)
+            self.node.admission.closed(ticket, None)
             raise
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        self.node.serve_connection(request, client_address)
+        self.node.serve_connection(request, client_address.peer, client_address.ticket)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         _logger.exception("unexpected error on connection from %s", client_address)
@@ -230,14 +236,13 @@ class NodeServer:
         except Exception:  # a broken sink must not become a broken server
             _logger.exception("event log sink failed")
 
-    def serve_connection(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+    def serve_connection(self, raw: socket.socket, peer: tuple[str, int], ticket: Ticket) -> None:
         """Handshake, identify the caller, then serve HTTP requests until the connection ends.
 
-        The connection holds a pending slot (taken by the accept loop) until the handshake ends,
-        then, for a member, one of that member's slots.
+        The connection holds a pending slot (its `ticket`, taken by the accept loop) until the
+        handshake ends, then, for a member, one of that member's slots.
         """
-        source = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        pending, counted = True, None
+        counted = None
         try:
             raw.settimeout(self.limits.handshake_timeout_s)
             try:
@@ -248,6 +253,9 @@ class NodeServer:
             with self._active_lock:
                 self._active.add(tls)
             try:
+                if not self.admission.attach(ticket, tls):
+                    self.refusals.refuse("tls_refused", peer=peer, reason="cut to make room for another connection")
+                    return
                 self.watchdog.watch(tls, self.limits.handshake_timeout_s + 0.5, "handshake")
                 try:
                     tls.do_handshake()
@@ -260,8 +268,7 @@ class NodeServer:
                     return
                 finally:
                     self.watchdog.release(tls)
-                pending = False
-                refused = self.admission.identified(source, caller)
+                refused = self.admission.identified(ticket, caller)
                 if refused is not None:
                     self.refusals.refuse("connection_refused", peer=peer, caller=caller, reason=refused)
                     return
@@ -277,9 +284,7 @@ class NodeServer:
                     self._active.discard(tls)
                 tls.close()
         finally:
-            if pending:
-                self.admission.identified(source, None)
-            self.admission.closed(counted)
+            self.admission.closed(ticket, counted)
 
     def _httpd_or_raise(self) -> _TLSHTTPServer:
         if self._httpd is None:
