@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 import torch
 
@@ -146,3 +149,23 @@ def test_distill_loss_is_zero_for_the_head_itself(digits_task: Task) -> None:
     assert prior.tolist()[:4] == [0.5, 0.25, 0.0, 0.25] and float(prior.sum()) == 1.0
     with pytest.raises(LearningError):
         HyperParams(learning_rate=0.1, distill=-1.0)
+
+
+def test_the_converged_references_clock_leaves_out_scoring_g(digits_task: Task, digits_data: CoalitionData,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """G is scored every epoch for the record only: its time must not slow the reference's curve down."""
+    import tclearn.learning.centralized as centralized
+
+    scored = centralized.evaluate_model
+
+    def slow_on_g(task: Task, model: torch.nn.Module, data: Dataset) -> Any:
+        if data is digits_data.test:
+            time.sleep(0.3)
+        return scored(task, model, data)
+
+    monkeypatch.setattr(centralized, "evaluate_model", slow_on_g)
+    hp = digits_task.default_hyperparams.updated({"batch_size": 96})
+    res = train_centralized_converged(digits_task, digits_data.pooled, digits_data.test, hp, seed=0,
+                                      learning_rates=(0.003,), patience=1, max_epochs=3, threads=1)
+    assert len(res.history) >= 2
+    assert res.history[-1][0] < res.seconds - 0.3 * len(res.history) + 0.05
