@@ -122,7 +122,7 @@ class _TLSHTTPServer(ThreadingHTTPServer):
         self.node.serve_connection(request, client_address.peer, client_address.ticket)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        _logger.exception("unexpected error on connection from %s", client_address)
+        _logger.exception("unexpected error on connection from %s", getattr(client_address, "peer", client_address))
 
 
 class NodeServer:
