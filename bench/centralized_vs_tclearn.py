@@ -29,14 +29,17 @@ digits), and with the other choice on the 4-partner IID configuration
 takes to reach the centralised score minus 1 point: the coalition from the
 start of its run (all members in one process, everything included), the
 centralised model from the start of its chosen run (the grid search
-excluded; the search's total is reported too).
+excluded; the search's total is reported too), training and validating:
+the G score it also computes every epoch, for the curve only, is left out
+of its clock (records made before 2026-11-30 17:00 UTC include it;
+`--redo reference` runs them again).
 
 Prints a table; writes `bench/results/centralized_vs_tclearn.json` (means,
 95 % t-intervals, every run) and `centralized_vs_tclearn.png`. Jobs run on
 `--jobs` processes, seed by seed, and the file is rewritten after every job,
 so an interrupted run keeps its complete seeds.
 
-    python bench/centralized_vs_tclearn.py [--seeds 5] [--tasks digits bladder] [--jobs 2]
+    python bench/centralized_vs_tclearn.py [--seeds 5] [--tasks digits bladder] [--jobs 2] [--redo reference]
 """
 
 from __future__ import annotations
@@ -232,6 +235,9 @@ def main() -> None:
                     help="also run the other learning-rate policy (adaptive or not: the one the task's demo does not "
                          "use by default) in every configuration (default: 4 partners IID only)")
     ap.add_argument("--out", type=Path, default=RESULTS / "centralized_vs_tclearn.json")
+    ap.add_argument("--redo", choices=("reference", "coalition"), action="append", default=[],
+                    help="run this side's jobs again even where --out holds them (the selected tasks, seeds, "
+                         "partners and splits only), e.g. after a change to how it is timed")
     args = ap.parse_args()
     from tclearn.learning import get_task
 
@@ -256,6 +262,8 @@ def main() -> None:
     todo: list[tuple[str, ...]] = []
     for j in jobs:
         key = "|".join(j)
+        if j[0] in args.redo:
+            raw.pop(key, None)
         if key not in raw:
             todo.append(j)
         elif j[0] == "reference" and set(GRIDS[j[1]]) - set(_grid_of(j[1], raw[key])):
