@@ -106,7 +106,7 @@ def _wait_for_block(client: Any, member: str, kind: str, fields: dict[str, Any],
         for data in raw:
             block = Block.from_bytes(bytes(data))
             start = block.index + 1
-            if block.kind == kind and block.contributor == member and _records(block.payload, fields):
+            if block.kind == kind and block.contributor == member and _records(block, fields):
                 return {"index": block.index, "kind": block.kind, "hash": block.block_hash,
                         "model_hash": block.model_hash, "payload": _printable(block.payload)}
         if not raw:
@@ -114,17 +114,19 @@ def _wait_for_block(client: Any, member: str, kind: str, fields: dict[str, Any],
     return None
 
 
-def _records(payload: Any, fields: dict[str, Any]) -> bool:
-    """Whether a governance block's payload carries the body of the request made with `fields`."""
+def _records(block: Any, fields: dict[str, Any]) -> bool:
+    """Whether governance `block` carries the body of the request made with `fields`."""
+    from tclearn.consensus.governance import request_of_block
+    from tclearn.errors import ConsensusError
+
     try:
-        if "target" in fields:
-            return bool(payload["target"] == fields["target"])
-        if "hyperparams" in fields:
-            return dict(payload["hyperparams"]) == fields["hyperparams"]
-        added = [a["id"] for a in payload["add"]]
-        return added == [a["id"] for a in fields["add"]] and list(payload["remove"]) == fields["remove"]
-    except (KeyError, TypeError):
+        body = request_of_block(block).body
+        if "add" in fields:  # membership: additions compared by id (the block holds their keys in its own form)
+            return [a["id"] for a in body["add"]] == [a["id"] for a in fields["add"]] and \
+                body["remove"] == fields["remove"]
+    except (ConsensusError, KeyError, TypeError):
         return False
+    return bool(body == fields)
 
 
 def _printable(value: Any) -> Any:
