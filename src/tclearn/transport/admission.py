@@ -47,7 +47,6 @@ class Ticket:
 
     source: str
     sock: socket.socket
-    pending: bool = True
     evicted: bool = False
 
 
@@ -107,8 +106,9 @@ class Admission:
             return True
 
     def _release_pending(self, ticket: Ticket) -> None:
-        ticket.pending = False
-        self._waiting.pop(id(ticket), None)
+        """Free `ticket`'s pending slot, if it still holds one (its handshake has not ended)."""
+        if self._waiting.pop(id(ticket), None) is None:
+            return
         self._pending[ticket.source] -= 1
         if self._pending[ticket.source] <= 0:
             del self._pending[ticket.source]
@@ -121,8 +121,7 @@ class Admission:
         with self._lock:
             if ticket.evicted:
                 return "cut to make room for another connection"
-            if ticket.pending:
-                self._release_pending(ticket)
+            self._release_pending(ticket)
             if member is None:
                 return None
             if self._members[member] >= self.max_per_member:
@@ -135,8 +134,7 @@ class Admission:
         with self._lock:
             if ticket.evicted:
                 return  # its slots went to the connection that evicted it
-            if ticket.pending:
-                self._release_pending(ticket)
+            self._release_pending(ticket)
             self._open -= 1
             if member is not None:
                 self._members[member] -= 1
