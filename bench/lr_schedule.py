@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import statistics
 import tempfile
@@ -46,8 +45,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from centralized_vs_tclearn import _ci  # a sibling bench: run as a script, bench/ is on the path
+
 RESULTS = Path(__file__).parent / "results"
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 _KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float}
@@ -218,8 +218,9 @@ def main() -> None:
 
 
 def _mean_ci(xs: list[float]) -> dict[str, float]:
-    half = T975.get(len(xs) - 1, 1.96) * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan")
-    return {"mean": statistics.mean(xs), "ci95": half}
+    mean, half = _ci(xs)  # the 95 % t-interval of bench/centralized_vs_tclearn.py
+    return {"mean": mean, "ci95": half}
+
 
 if __name__ == "__main__":
     main()
