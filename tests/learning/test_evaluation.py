@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import importlib.util
 import json
 import os
@@ -148,6 +150,23 @@ def test_evaluator_errors(evaluator_setup: tuple[Evaluator, str, str], bladder_t
         ev.evaluate(parent, alien)
     with pytest.raises(LearningError):
         Evaluator(bladder_task, ev.store, ev.global_test)  # G does not fit the task
+
+
+def test_a_self_checked_candidates_g_scores_are_shared_with_its_validators(
+        evaluator_setup: tuple[Evaluator, str, str], digits_data: CoalitionData) -> None:
+    """One process, many simulated members: a proposer's G scores are the validators' (the same bits)."""
+    ev, parent, candidate = evaluator_setup
+    state = ev.store.get_state(candidate)
+    shared: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+    proposer = Evaluator(ev.task, ev.store, ev.global_test, shared_g=shared, share_candidates=True)
+    g = proposer.candidate_g_scores(state, candidate)
+    assert g == ev.scores(candidate)[0] and shared[candidate] == g  # the store's model, scored apart: same bits
+    validator = Evaluator(ev.task, ev.store, ev.global_test, shared_g=shared)
+    assert validator.scores(candidate)[0] == g and validator.evaluations == 0  # no model run for G
+    assert proposer.candidate_g_scores(state, candidate) == g and proposer.evaluations == 0
+    alone: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+    node = Evaluator(ev.task, ev.store, ev.global_test, shared_g=alone)  # a node, or level C: nothing shared
+    assert node.candidate_g_scores(state, candidate) == g and not alone
 
 
 def test_bad_increments_are_rejected(digits_task: Task, digits_data: CoalitionData) -> None:

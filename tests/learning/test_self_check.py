@@ -56,8 +56,17 @@ def test_an_increment_over_the_floor_is_shortened_until_g_holds(
                           seed=7, threads=1)
     g_old = mean_score(evaluate_state(digits_task, trained_head, digits_data.test))
     assert g_floor_broken(g_old, mean_score(evaluate_state(digits_task, res.candidate, digits_data.test)), 0.01)
-    out, check = backtrack_to_floor(digits_task, trained_head, res, digits_data.test, 0.01, g_old=g_old)
+    scored: list[str] = []
+
+    def g_scores(state, state_hash: str):  # as Evaluator.candidate_g_scores: handed each candidate with its hash
+        assert state_hash == model_hash(state)
+        scored.append(state_hash)
+        return evaluate_state(digits_task, state, digits_data.test)
+
+    out, check = backtrack_to_floor(digits_task, trained_head, res, digits_data.test, 0.01, g_old=g_old,
+                                    g_scores=g_scores)
     assert check.within_floor and check.factor < 1.0 and check.g_old == g_old
+    assert scored[0] == res.model_hash and scored[-1] == out.model_hash and len(scored) == check.tried
     g_new = mean_score(evaluate_state(digits_task, out.candidate, digits_data.test))
     assert g_new == check.g_proposed and not g_floor_broken(g_old, g_new, 0.01)
     # a consistent proposal: candidate = head + increment, hashes of both, the same batch and sample count

@@ -183,7 +183,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     for i, m in enumerate(names):
         # level C: L on each validator's own marked copy, G on the clean model (DemoVault.g_scores)
         inner = Evaluator(task, member_store(m), data.test,
-                          shared_g=shared_g if vault is None else vault.g_scores(task, data.test, shared_g))
+                          shared_g=shared_g if vault is None else vault.g_scores(task, data.test, shared_g),
+                          share_candidates=vault is None)
         evaluators[m] = DuplicateCheckingEvaluator(inner, registry, timer)
         trainers[m] = PartnerTrainer(
             m, task, DataPool(data.partners[i], key), inner, member_store(m), hp, seed=opts.seed * 1000 + i,

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from tclearn.data.dataset import Dataset, concat_datasets
 from tclearn.errors import LearningError
 from tclearn.learning.errors import InvalidModelError
-from tclearn.learning.evaluate import evaluate_model, mean_score
+from tclearn.learning.evaluate import evaluate_model, evaluate_state, mean_score
 from tclearn.learning.model_store import ModelStore, check_model_hash
+from tclearn.learning.serialize import State
 from tclearn.learning.tasks import Task
 from tclearn.quality import PairedScores
 
@@ -48,6 +49,7 @@ class Evaluator:
         *,
         cache_size: int = 16,
         shared_g: "OrderedDict[str, tuple[float, ...]] | None" = None,
+        share_candidates: bool = False,
     ) -> None:
         if len(global_test) == 0:
             raise LearningError("the global test set G is empty")
@@ -63,6 +65,9 @@ class Evaluator:
         # evaluation is deterministic, so every validator would compute the same G scores; in a real
         # coalition they compute them in parallel, each on its own machine
         self._shared_g = shared_g
+        # and a proposer's self-check scores (`candidate_g_scores`) join them: the validators of its candidate
+        # would compute those very bits again (not at level C, where validators share the clean models' scores)
+        self._share_candidates = share_candidates and shared_g is not None
         if local_test is not None:
             self.add_local_test(local_test)
 
@@ -96,16 +101,36 @@ class Evaluator:
                 entry = _Scores(g=shared if shared is not None else evaluate_model(self.task, model, self.global_test))
             if len(missing):
                 entry.l.extend(evaluate_model(self.task, model, missing))
-        if self._shared_g is not None:
-            self._shared_g[model_hash] = entry.g
-            self._shared_g.move_to_end(model_hash)
-            while len(self._shared_g) > 4 * self._cache_size:
-                self._shared_g.popitem(last=False)
+        self._share(model_hash, entry.g)
         self._cache[model_hash] = entry
         self._cache.move_to_end(model_hash)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return entry.g, tuple(entry.l)
+
+    def _share(self, model_hash: str, g: tuple[float, ...]) -> None:
+        if self._shared_g is not None:
+            self._shared_g[model_hash] = g
+            self._shared_g.move_to_end(model_hash)
+            while len(self._shared_g) > 4 * self._cache_size:
+                self._shared_g.popitem(last=False)
+
+    def candidate_g_scores(self, state: State, model_hash: str) -> tuple[float, ...]:
+        """Scores on G of a model not (yet) in the store: a candidate its proposer self-checks.
+
+        `model_hash` must be `state`'s. Scored here, or taken from (and added
+        to) the G scores the process's simulated members share when this
+        evaluator was made with `share_candidates`.
+        """
+        if self._share_candidates:
+            assert self._shared_g is not None
+            hit = self._shared_g.get(model_hash)
+            if hit is not None:
+                return hit
+        g = evaluate_state(self.task, state, self.global_test)
+        if self._share_candidates:
+            self._share(model_hash, g)
+        return g
 
     def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> PairedScores:
         """Per-sample scores of the parent (old) and candidate (new) on G and L, paired.

@@ -94,7 +94,8 @@ class Partner:
         if self.self_check_floor is not None and g_old is not None:
             before = self.timed("evaluation", g_old)
             res, check = self.timed("evaluation", backtrack_to_floor, self.task, head, res,
-                                    self.evaluator.global_test, self.self_check_floor, g_old=before)
+                                    self.evaluator.global_test, self.self_check_floor, g_old=before,
+                                    g_scores=getattr(self.evaluator, "candidate_g_scores", None))
         return Turn(res, check, fitted)
 
     def keep_local_test(self, res: TrainResult, *, into_l: bool = True) -> None:

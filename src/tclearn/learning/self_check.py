@@ -20,7 +20,7 @@ committee still scores every candidate itself.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -62,16 +62,22 @@ def backtrack_to_floor(
     *,
     g_old: float | None = None,
     factors: Sequence[float] = BACKTRACK_FACTORS,
+    g_scores: Callable[[Mapping[str, torch.Tensor], str], Sequence[float]] | None = None,
 ) -> tuple[TrainResult, SelfCheck]:
     """`result`, or a shortened copy of it that keeps G within `max_drop` of the head (see the module docstring).
 
     `g_old`: the head's mean score on G when the caller has it cached.
+    `g_scores(state, model_hash)`: how a candidate is scored on G
+    (`Evaluator.candidate_g_scores`; default: evaluated on `global_test`).
     The returned result differs from `result` only in its candidate, increment
     and their hashes (same batch, ids and sample count).
     """
+    def score(state: Mapping[str, torch.Tensor], state_hash: str) -> float:
+        return mean_score(g_scores(state, state_hash) if g_scores else evaluate_state(task, state, global_test))
+
     if g_old is None:
         g_old = mean_score(evaluate_state(task, head, global_test))
-    g_full = mean_score(evaluate_state(task, result.candidate, global_test))
+    g_full = score(result.candidate, result.model_hash)
     if not g_floor_broken(g_old, g_full, max_drop):
         return result, SelfCheck(1.0, g_old, g_full, g_full, 1, True)
     tried = 1
@@ -79,10 +85,11 @@ def backtrack_to_floor(
         if not 0.0 < f < 1.0:
             raise ValueError(f"a backtracking factor must lie in (0, 1), got {f}")
         inc, cand = candidate_from(_scaled(head, result.increment, f), head)
-        g = mean_score(evaluate_state(task, cand, global_test))
+        cand_hash = model_hash(cand)
+        g = score(cand, cand_hash)
         tried += 1
         if not g_floor_broken(g_old, g, max_drop):
-            shortened = dataclasses.replace(result, candidate=cand, increment=inc, model_hash=model_hash(cand),
+            shortened = dataclasses.replace(result, candidate=cand, increment=inc, model_hash=cand_hash,
                                             increment_hash=increment_hash(inc))
             return shortened, SelfCheck(f, g_old, g_full, g, tried, True)
     return result, SelfCheck(1.0, g_old, g_full, g_full, tried, False)
