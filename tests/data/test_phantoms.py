@@ -17,7 +17,9 @@ from tclearn.data import (
     phantom_coalition,
     phantom_dataset,
     phantom_hu,
+    phantom_test_set,
 )
+from tclearn.data.phantoms import HELD_OUT_STREAM
 from tclearn.errors import DataError
 
 
@@ -94,6 +96,12 @@ def test_phantom_coalition_partners_and_test_set() -> None:
     # streams differ: no patient shared between partners or with G
     digests = {p.subset([i]).digest() for p in (*data.partners, data.test) for i in range(len(p))}
     assert len(digests) == 15
+    g = phantom_test_set(3, seed=0, n_partners=3, shape=(16, 16, 16))  # stream 0: G itself
+    assert g.digest() == data.test.digest()
+    held_out = phantom_test_set(4, seed=0, n_partners=3, shape=(16, 16, 16), stream=HELD_OUT_STREAM)
+    assert not digests & {held_out.subset([i]).digest() for i in range(4)}  # nobody's patients, nor G's
+    with pytest.raises(DataError):
+        phantom_test_set(0, seed=0, n_partners=3)
     with pytest.raises(DataError):
         phantom_hu(np.random.default_rng(0), (4, 4, 4))
     with pytest.raises(DataError):

@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from tclearn.cli import app
 from tclearn.consensus import check_certificate
-from tclearn.demo.engine import ATTACKS, DemoOptions, run_coalition
+from tclearn.demo.engine import ATTACKS, MODEL_FILE, DemoOptions, run_coalition
+from tclearn.learning import get_task
+from tclearn.learning.serialize import hash_bytes, state_from_bytes
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.ledger.verify import verify_chain
 
@@ -37,6 +39,9 @@ def test_digits_demo_writes_report_figures_and_a_verifying_chain(tmp_path: Path)
     verify_chain(chain, certificate_check=check_certificate)
     verify = runner.invoke(app, ["chain", "verify", str(tmp_path / "chain.db")])
     assert verify.exit_code == 0, verify.output
+    model = (tmp_path / MODEL_FILE).read_bytes()  # level A: the final model, the head block's
+    assert hash_bytes(model) == chain[-1].model_hash and set(state_from_bytes(model)) == set(
+        get_task("digits").initial_state(0))
 
 
 def test_same_seed_gives_the_same_chain_byte_for_byte(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
-from tclearn.demo.engine import DemoOptions, run_coalition
+from tclearn.demo.engine import MODEL_FILE, DemoOptions, run_coalition
 from tclearn.demo.vault_models import SECRETS_DIR, SUPERVISOR_ID, VAULT_DIR
 from tclearn.identity import Identity
 from tclearn.ledger.records import Proposal
@@ -32,6 +32,7 @@ SEED = 0
 @pytest.fixture(scope="module")
 def run_b(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("demo-b")
+    (out / MODEL_FILE).write_bytes(b"an earlier level-A run's model")  # must not pass for this coalition's
     run = run_coalition(DemoOptions(task="digits", partners=3, rounds=3, seed=SEED, out=out, centralized=False,
                                     level="B"))
     return out, run
@@ -70,6 +71,7 @@ def test_level_b_runs_and_every_model_goes_through_the_journal(run_b: tuple[Path
 
 def test_no_model_or_increment_is_on_disk_in_the_clear(run_b: tuple[Path, object]) -> None:
     out, _ = run_b
+    assert not (out / MODEL_FILE).exists()  # level A writes its final model; B keeps it in the vault
     vault = _vault(out)
     plain = [bytes(vault.get(i)[0]) for i in vault.ids() if vault.info(i).kind in ("model", "increment")]
     assert len(plain) >= 5

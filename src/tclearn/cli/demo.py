@@ -2,8 +2,8 @@
 
 With no argument it trains the paper's showcase (bladder segmentation, a
 MONAI U-Net on CT-like phantoms) with 4 partners, shows a progress bar per
-round, prints a summary table and writes `chain.db`, `report.json` and PNG
-figures into `--out`.
+round, prints a summary table and writes `chain.db`, `report.json`, PNG
+figures and, at level A, the final model (`model.safetensors`) into `--out`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def demo_command(
     if network:
         require_runnable_level(level, "tclearn demo --network")
     require_runnable_level(level, "tclearn demo", DEMO_LEVELS)
-    from tclearn.demo.engine import DemoOptions, run_coalition
+    from tclearn.demo.engine import MODEL_FILE, DemoOptions, run_coalition
     from tclearn.demo.report import print_summary, report_dict, write_figures, write_report
 
     if split not in ("iid", "non-iid"):
@@ -169,7 +169,9 @@ def demo_command(
 
         for line in vault_lines(run):
             console.print(line)
-    console.print(f"wrote {out / 'chain.db'}, {out / 'report.json'}, " + ", ".join(str(p) for p in figures))
+    model = out / MODEL_FILE
+    console.print(f"wrote {out / 'chain.db'}, {out / 'report.json'}, " + ", ".join(str(p) for p in figures)
+                  + (f", {model} (the final model)" if model.exists() else ""))
     _serve_until_interrupted(dashboard, console)
 
 

@@ -23,6 +23,7 @@ from tclearn.data.phantoms import (
     partner_profile,
     phantom_coalition,
     phantom_dataset,
+    phantom_test_set,
     phantom_hu,
 )
 from tclearn.data.pool import DataPool
@@ -50,6 +51,7 @@ __all__ = [
     "partner_profile",
     "phantom_coalition",
     "phantom_dataset",
+    "phantom_test_set",
     "phantom_hu",
     "DataPool",
     "central_slice_index",

@@ -40,6 +40,8 @@ __all__ = [
     "apply_scanner",
     "make_phantom",
     "phantom_dataset",
+    "phantom_test_set",
+    "HELD_OUT_STREAM",
     "phantom_coalition",
 ]
 
@@ -234,9 +236,33 @@ def phantom_coalition(
         phantom_dataset(sizes[k], seed=seed, shape=shape, profile=partner_profile(k), stream=k + 1)
         for k in range(n_partners)
     )
-    g_vols, g_masks = [], []
-    for j in range(test_size):
-        v, m = make_phantom(np.random.default_rng([seed, 0, j]), shape, partner_profile(j % n_partners))
-        g_vols.append(v)
-        g_masks.append(m)
-    return CoalitionData(partners=partners, test=segmentation_dataset(g_vols, g_masks))
+    return CoalitionData(partners=partners, test=phantom_test_set(test_size, seed=seed, n_partners=n_partners,
+                                                                  shape=shape))
+
+
+HELD_OUT_STREAM = 0x7E570000  # far above the partners' streams (1 … n)
+
+
+def phantom_test_set(
+    n: int,
+    *,
+    seed: int,
+    n_partners: int,
+    shape: tuple[int, int, int] = DEFAULT_PHANTOM_SHAPE,
+    stream: int = 0,
+) -> Dataset:
+    """A test set covering every hospital: sample j from (seed, `stream`, j), scanned by partner j mod `n_partners`.
+
+    Stream 0 is the coalition's G. `HELD_OUT_STREAM` draws a test set that
+    neither the coalition nor a centralised reference ever sees: the
+    coalition accepts increments on G, so G flatters it; benchmarks compare
+    the two on this one.
+    """
+    if n < 1 or n_partners < 1:
+        raise DataError("a phantom test set needs samples and partners")
+    vols, masks = [], []
+    for j in range(n):
+        v, m = make_phantom(np.random.default_rng([seed, stream, j]), shape, partner_profile(j % n_partners))
+        vols.append(v)
+        masks.append(m)
+    return segmentation_dataset(vols, masks)

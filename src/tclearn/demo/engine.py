@@ -29,6 +29,7 @@ from tclearn.demo.record import BlockRecord, RunRecord, SliceExample
 from tclearn.demo.vault_models import DemoVault
 from tclearn.watermark.fingerprint import DEFAULT_ALPHA
 from tclearn.errors import ConfigError
+from tclearn.fsutil import atomic_write
 from tclearn.founding import coalition_data, demo_data_key, hospital_names, plan_for_task, seeded_identities
 from tclearn.consensus.progress import Progress
 from tclearn.data.ids import dataset_ids
@@ -130,6 +131,8 @@ def default_stop_patience(partners: int) -> int:
     """Accepted increments without a real gain on G before the coalition is called converged: three per partner."""
     return max(12, 3 * partners)
 
+
+MODEL_FILE = "model.safetensors"  # level A: the final head model, beside chain.db (its hash is the head block's)
 
 BLADDER_PER_PARTNER = 24  # volumes per hospital: a fixed data set that training re-uses, as a hospital's is
 
@@ -271,6 +274,10 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     records = [r for r in records if r.index < len(chain)]
 
     final_hash = chain[-1].model_hash
+    if vault is None:  # level A: the coalition's model is public; at B and C it stays in the vault
+        atomic_write(out / MODEL_FILE, store.get(final_hash))
+    else:
+        (out / MODEL_FILE).unlink(missing_ok=True)  # an earlier level-A run's, not this coalition's
     run = RunRecord(task=task.name, metric=task.metric_name, partners=opts.partners, rounds=opts.rounds,
                     committee=opts.committee_size, lam=opts.lam, seed=opts.seed, blocks=records,
                     initial_score=initial, final_score=head_score.global_score(final_hash), malicious=malicious,
