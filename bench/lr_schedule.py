@@ -17,7 +17,15 @@ on the command line:
   (a fresh optimiser's first steps are about `lr` per weight, whatever the
   gradient); `warmup=K`, the rate ramps up over each increment's first K
   steps; `damp=E`, the proposed model is head + E·(trained − head) (the
-  slow weights of Lookahead). These patch the worker process only.
+  slow weights of Lookahead); `share=S`, proportional local training: each
+  batch holds at least S of the partner's pool, so a hospital with more
+  volumes trains more per turn (as proportional local training iterations
+  do for cyclical weight transfer, Balachandar et al., JAMIA 2020), aimed at
+  the quantity-skewed non-IID split. These patch the worker process only.
+
+Every run's final model is also scored on the held-out test set T of
+`bench/centralized_vs_tclearn.py` (bladder), and with `--references` so is
+the gap.
 
 `--references FILE` (a `bench/centralized_vs_tclearn.py` result) adds each
 run's gap to the converged centralised reference of the same seed and split.
@@ -32,6 +40,8 @@ the runs it holds). This is the measurement behind bladder's starting rate
     python bench/lr_schedule.py --partners 10 --split iid default epochs=2 adam=keep damp=0.5 \
         --references bench/results/centralized_vs_tclearn_bladder_seeds0-9.json \
         --out bench/results/increment_variants_bladder_iid10.json
+    python bench/lr_schedule.py default share=0.4 share=0.6 --references bench/results/centralized_vs_tclearn.json \
+        --out bench/results/increment_variants_bladder_niid4.json
 """
 
 from __future__ import annotations
@@ -45,12 +55,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from centralized_vs_tclearn import _ci  # a sibling bench: run as a script, bench/ is on the path
+from centralized_vs_tclearn import _ci, _held_out_score  # a sibling bench: run as a script, bench/ is on the path
 
 RESULTS = Path(__file__).parent / "results"
 
 
-_KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float}
+_KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float}
 
 
 def _variant(text: str) -> dict[str, Any]:
@@ -114,6 +124,18 @@ def _patch_training(v: dict[str, Any]) -> None:
                     t.copy_(start[k] + v["damp"] * (t - start[k]))
         return loss
 
+    if "share" in v:  # proportional local training: a batch of at least `share` of the partner's pool
+        fits = partner_mod.batch_params
+
+        def proportional(pool: Any, hp: Any, spent: Any = ()) -> Any:
+            fitted = fits(pool, hp, spent)
+            if fitted is None:
+                return None
+            trainable = len(pool.fresh(spent)) + len(pool.reusable(spent))
+            want = min(trainable, max(fitted.effective_batch_size, round(v["share"] * len(pool))))
+            return fitted.updated({"batch_size": want}) if want != fitted.effective_batch_size else fitted
+
+        partner_mod.batch_params = proportional
     train_mod.make_optimizer = make_optimizer
     if "damp" in v:
         train_mod.fit = damped_fit
@@ -140,8 +162,9 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
 
     import torch
 
-    from tclearn.demo.engine import DemoOptions, run_coalition
+    from tclearn.demo.engine import MODEL_FILE, DemoOptions, run_coalition
     from tclearn.learning import get_task
+    from tclearn.learning.serialize import state_from_bytes
 
     torch.set_num_threads(1)
     v = _variant(variant)
@@ -157,7 +180,9 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
                                         adaptive_lr=True, centralized=False, out=Path(tmp),
                                         per_partner=max(12, 96 // partners) if task == "bladder" else None,
                                         stop_patience=int(v["patience"]) if "patience" in v else None))
-    return job, {"final": run.final_score, "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,
+        final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
+    return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
+                 "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,
                  "honest_rejection_rate": run.honest_rejection_rate(), "stopped_because": run.extra["stopped_because"],
                  "curve": [[b.index, round(b.elapsed_s, 3), b.head_score] for b in run.blocks]}
 
@@ -189,14 +214,17 @@ def main() -> None:
             print(f"{' '.join(map(str, job))}: score {out['final']:.4f} in {out['blocks']} blocks "
                   f"({out['wall_s']:.0f} s)", flush=True)
             args.out.write_text(json.dumps({"raw": raw}, indent=1) + "\n")
-    refs = {}
+    refs: dict[int, float] = {}
+    refs_t: dict[int, float] = {}
     if args.references is not None:
         ref_raw = json.loads(args.references.read_text())["raw"]
-        refs = {s: ref_raw[f"reference|{args.task}|{s}|{args.partners}|{args.split}|0"]["score"]
-                for s in range(args.seeds)}
+        ref_runs = {s: ref_raw[f"reference|{args.task}|{s}|{args.partners}|{args.split}|0"] for s in range(args.seeds)}
+        refs = {s: r["score"] for s, r in ref_runs.items()}
+        refs_t = {s: r["held_out"] for s, r in ref_runs.items() if r.get("held_out") is not None}
     summary: dict[str, Any] = {}
     print(f"\n{args.task}, {args.partners} partners, {args.split}")
-    print(f"{'variant':<22} {'seeds':>5} {'score':>17} {'gap (points)':>15} {'blocks':>7} {'wall s':>7}")
+    print(f"{'variant':<22} {'seeds':>5} {'score':>17} {'gap on G':>15} {'gap on held-out T':>17} {'blocks':>7} "
+          f"{'wall s':>7}")
     for v in args.variants:
         runs = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))] for s in range(args.seeds)]
         finals = [r["final"] for r in runs]
@@ -208,9 +236,14 @@ def main() -> None:
             gaps = [100 * (refs[s] - f) for s, f in enumerate(finals)]
             summary[v]["gap_points"] = {**_mean_ci(gaps), "runs": gaps}
             gap = f"{summary[v]['gap_points']['mean']:+6.2f} ± {summary[v]['gap_points']['ci95']:5.2f}"
+        held = "-"
+        if len(refs_t) == len(runs) and all(r.get("final_held_out") is not None for r in runs):
+            gaps_t = [100 * (refs_t[s] - r["final_held_out"]) for s, r in enumerate(runs)]
+            summary[v]["gap_held_out_points"] = {**_mean_ci(gaps_t), "runs": gaps_t}
+            held = f"{summary[v]['gap_held_out_points']['mean']:+6.2f} ± {summary[v]['gap_held_out_points']['ci95']:5.2f}"
         row = summary[v]
-        print(f"{v:<22} {len(finals):>5} {row['mean']:.4f} ± {row['ci95']:.4f} {gap:>15} {row['blocks_mean']:>7.0f} "
-              f"{row['wall_s_mean']:>7.0f}")
+        print(f"{v:<22} {len(finals):>5} {row['mean']:.4f} ± {row['ci95']:.4f} {gap:>15} {held:>17} "
+              f"{row['blocks_mean']:>7.0f} {row['wall_s_mean']:>7.0f}")
     out = {"task": args.task, "partners": args.partners, "split": args.split, "summary": summary, "raw": raw}
     if args.references is not None:
         out["references"] = {"file": args.references.name, "scores": refs}
