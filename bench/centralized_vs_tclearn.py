@@ -91,6 +91,8 @@ def _held_out_score(task: Any, partners: int, seed: int, state: Any) -> float | 
 
     held_out = phantom_test_set(HELD_OUT, seed=seed, n_partners=partners, shape=task.shape, stream=HELD_OUT_STREAM)
     return mean_score(evaluate_state(task, state, held_out))
+
+
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
