@@ -47,7 +47,9 @@ def test_digits_demo_writes_report_figures_and_a_verifying_chain(tmp_path: Path)
 def test_same_seed_gives_the_same_chain_byte_for_byte(tmp_path: Path) -> None:
     chains = []
     for name in ("a", "b"):
-        run_coalition(DemoOptions(task="digits", rounds=3, seed=7, out=tmp_path / name, centralized=False))
+        run = run_coalition(DemoOptions(task="digits", rounds=3, seed=7, out=tmp_path / name, centralized=False))
+        # where a centralised run's clock would start (task and data in hand): before the first block
+        assert 0.0 < run.extra["data_ready_s"] < run.blocks[0].elapsed_s
         store = SQLiteChainStore(tmp_path / name / "chain.db", create=False)
         chains.append([b.to_bytes() for b in store])
         store.close()

@@ -157,6 +157,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     t_start = time.perf_counter()
     task = get_task(opts.task, **opts.task_options)
     data = _coalition_data(task, opts)
+    # the task's imports and its data in hand: where a centralised run's clock starts (`bench/centralized_vs_tclearn.py`)
+    data_ready_s = time.perf_counter() - t_start
     hp = task.default_hyperparams
     names = hospital_names(opts.partners)
     rng = random.Random(opts.seed)
@@ -314,6 +316,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         "final_verification": verify_s,
     }
     run.extra["coalition_time_s"] = loop_s
+    run.extra["data_ready_s"] = data_ready_s  # of each block's elapsed_s, the part spent loading the task and data
     run.extra["rounds_used"] = coalition.rounds()
     stats = coalition.network.stats
     run.extra["messages"] = {"sent": stats.sent, "delivered": stats.delivered, "bytes": stats.bytes}
