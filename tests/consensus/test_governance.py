@@ -79,6 +79,11 @@ def test_a_request_is_bound_to_its_height_and_signed():
                                signature=bytes(64))
     verifier = c.drivers["m0"].verifier
     assert "does not verify" in request_problem(state, forged, verifier.verify)
+    # a requester the chain does not list (never added, or removed) is refused before its signature is checked
+    outsider = Identity.from_seed("m9", b"outsider")
+    stranger = GovernanceRequest("hyperparams", "m9", state.height + 1, {"hyperparams": {"epochs": 3}}).signed_by(
+        outsider)
+    assert request_problem(state, stranger, verifier.verify) == "requester m9 is not a member"
 
 
 def test_a_trainer_that_asks_for_them_trains_with_the_chains_current_hyperparams():

@@ -9,7 +9,8 @@ founder adds it with `tclearn membership add --identity-pub --tls-cert --url`;
 every founding node admits its certificate and sends to it from that block on,
 without a restart; m3 catches up over mutual TLS (each block's certificate
 checked), is drawn as a validator and has an increment accepted. The founder
-then removes m2: m2's connections are refused and it votes in no later block.
+then removes m2: m2's connections are refused, it votes in no later block,
+and its node stops by itself once it commits the block that removes it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tclearn.identity import load_identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, build_genesis
 from tclearn.ledger.verify import verify_chain
-from tclearn.node import chains, setup_coalition, start_node, stop_nodes
+from tclearn.node import chains, coalition_status, setup_coalition, start_node, stop_nodes
 from tclearn.errors import ConfigError
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 from tclearn.node.config import NodeConfig
@@ -136,6 +137,11 @@ def test_a_site_joins_a_running_coalition_and_a_removed_member_is_refused(tmp_pa
             as_m2.request("GET", "/v1/status").raise_for_status()
         refused = [e for e in _events(out, "m0", "peer_refused") if "m2" in json.dumps(e)]
         assert refused
+        # m2's own node sees the block that removes it and stops by itself (its process exits)
+        wait_until(lambda: not next(r for r in coalition_status(out) if r["member"] == "m2")["running"], 30,
+                   "m2's node to stop after its removal")
+        assert [e["index"] for e in _events(out, "m2", "removed_from_coalition")] == [removed_at]
+        assert _events(out, "m2", "node_stopped")
     finally:
         stop_nodes(out, grace_s=3)
 

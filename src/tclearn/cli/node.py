@@ -20,7 +20,11 @@ def serve(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="The node's node.toml."),
     max_seconds: float = typer.Option(0.0, "--max-seconds", min=0.0, help="Stop after this long (0: run until SIGTERM)."),
 ) -> None:
-    """Serve the node's HTTPS API (mutual TLS) and take part in consensus until SIGTERM / Ctrl-C."""
+    """Serve the node's HTTPS API (mutual TLS) and take part in consensus until SIGTERM / Ctrl-C.
+
+    The node also stops (exit 0, after a line naming the block) once it commits
+    a membership block that removes its member: the peers refuse it from then on.
+    """
     from tclearn.node.runtime import serve as run
 
     run(config, max_seconds or None)

@@ -160,6 +160,10 @@ class Node:
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
         self._stop = threading.Event()
+        # set once a committed membership block removes this member: `serve` then stops the node (the peers
+        # refuse its connections from that block on, so serving or proposing further would only burn resources)
+        self.ended = threading.Event()
+        self.removed_at: int | None = None
         # `tclearn revert|hyperparams|membership`: the operator's requests, handed to the driver on the core thread
         self.governance = GovernanceDesk(cfg.member_id, cfg.data_dir / "governance.jsonl", self.log, self._wake)
         # who may talk to us: the certificate fingerprints the chain records (genesis, then membership blocks);
@@ -287,8 +291,13 @@ class Node:
         self.peer_clients = clients  # swapped whole: the fetcher thread reads it without the lock
         if self.vault is None:
             self.fetcher.clients = dict(clients)
+        removed_self = self.config.member_id not in self.members
         self.log("membership_applied", index=block.index, members=sorted(self.members),
-                 peers=sorted(urls), removed_self=self.config.member_id not in self.members)
+                 peers=sorted(urls), removed_self=removed_self)
+        if removed_self:
+            self.removed_at = block.index
+            self.log("removed_from_coalition", index=block.index)
+            self.ended.set()
 
     def _own_contribution(self, block: Block) -> None:
         """An accepted increment of ours on the chain: its new ids become the pool's contributions."""
@@ -446,13 +455,15 @@ class Node:
 
 
 def serve(config_path: Path | str, max_seconds: float | None = None) -> None:
-    """Run a node until SIGTERM/SIGINT (or `max_seconds`)."""
+    """Run a node until SIGTERM/SIGINT, `max_seconds`, or a committed block that removes its member."""
     import signal
 
     node = Node(NodeConfig.load(config_path)).start()
-    done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
+        signal.signal(sig, lambda *_: node.ended.set())
     print(json.dumps({"member": node.config.member_id, "url": node.server.url}), flush=True)
-    done.wait(max_seconds)
+    node.ended.wait(max_seconds)
     node.stop()
+    if node.removed_at is not None:
+        print(json.dumps({"member": node.config.member_id, "stopped": "removed from the coalition by membership "
+                          f"block {node.removed_at}"}), flush=True)
