@@ -77,6 +77,43 @@ OLD_GRIDS = {"digits": (0.009, 0.003, 0.001), "bladder": (0.09, 0.03, 0.01)}
 BLADDER_TOTAL = 96
 
 
+def machine() -> dict[str, Any]:
+    """What a run's bits depend on besides the code: the CPU and the numeric libraries.
+
+    Why per record: a coalition's chain is the same bits on every rerun on
+    one kind of machine, but torch picks its CPU kernels by instruction set
+    (AVX2, AVX-512) and they round differently, and library versions move
+    bits too, so the same seed on another machine may give another chain
+    (bladder non-IID 4, seed 3: 0.8685 in 94 blocks on the machine of
+    2026-11-30, 0.8655 in 90 on the AVX-512 EPYC of 2026-12-01; which of the
+    two moved it went unrecorded). A file that merges runs from several
+    machines says which is which.
+    """
+    import platform
+
+    import numpy
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+               platform.processor() or platform.machine())
+    out = {"cpu": cpu, "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "numpy": numpy.__version__}
+    try:
+        import monai
+
+        out["monai"] = monai.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def _per_partner(task: str, partners: int) -> int | None:
     return max(12, BLADDER_TOTAL // partners) if task == "bladder" else None
 
@@ -188,6 +225,7 @@ def _job(job: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Any]]:
     else:
         out = _coalition(task, int(seed), int(partners), split, adaptive == "1")
     out["job_s"] = time.perf_counter() - t0
+    out["machine"] = machine()
     return job, out
 
 

@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from centralized_vs_tclearn import _ci, _held_out_score  # a sibling bench: run as a script, bench/ is on the path
+from centralized_vs_tclearn import _ci, _held_out_score, machine  # a sibling bench: run as a script, bench/ is on the path
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -184,7 +184,8 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
     return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
                  "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,
                  "honest_rejection_rate": run.honest_rejection_rate(), "stopped_because": run.extra["stopped_because"],
-                 "curve": [[b.index, round(b.elapsed_s, 3), b.head_score] for b in run.blocks]}
+                 "curve": [[b.index, round(b.elapsed_s, 3), b.head_score] for b in run.blocks],
+                 "machine": machine()}
 
 
 def main() -> None:
