@@ -27,8 +27,16 @@ Floating-point results of a network depend on how reductions are split
 * maps a sample whose output is not finite to score 0, the worst.
 
 Bit-identity is guaranteed for the same torch build on the same CPU family
-(what the simulator and a homogeneous coalition run); across instruction sets
-(AVX2 vs AVX-512) the BLAS kernels may still round differently.
+(what the simulator and a homogeneous coalition run). Measured on an AMD
+EPYC (2026-12-01): torch's own kernels give the same evaluation bits under
+`ATEN_CPU_CAPABILITY=avx2` as under its AVX-512 default, for both tasks;
+MKL's code branch does not (`MKL_CBWR=COMPATIBLE` changes digits' and
+bladder's outputs). MKL chooses its branch by CPU (and pins it, per Intel,
+only on Intel CPUs except for COMPATIBLE), so an Intel node and an AMD node
+may score the same model differently, and `consensus.rules.flagged_validators`
+would flag the minority. A mixed-hardware coalition would need every node to
+start with `MKL_CBWR=COMPATIBLE`; that is not done here (it changes every
+chain, and its cost was not measured beyond one look).
 """
 
 from __future__ import annotations
