@@ -81,9 +81,10 @@ def machine() -> dict[str, Any]:
     """What a run's bits depend on besides the code: the CPU and the numeric libraries.
 
     Why per record: a coalition's chain is the same bits on every rerun on
-    one kind of machine, but torch picks its CPU kernels by instruction set
-    (AVX2, AVX-512) and they round differently, and library versions move
-    bits too, so the same seed on another machine may give another chain
+    one kind of machine, but the libraries under torch (oneDNN for training's
+    convolutions, MKL for its matrix products) pick their kernels by
+    processor and round differently, and library versions move bits too,
+    so the same seed on another machine may give another chain
     (bladder non-IID 4, seed 3: 0.8685 in 94 blocks on the machine of
     2026-11-30, 0.8655 in 90 on the AVX-512 EPYC of 2026-12-01; which of the
     two moved it went unrecorded). A file that merges runs from several
