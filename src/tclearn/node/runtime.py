@@ -160,8 +160,9 @@ class Node:
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
         self._stop = threading.Event()
-        # set once a committed membership block removes this member: `serve` then stops the node (the peers
-        # refuse its connections from that block on, so serving or proposing further would only burn resources)
+        # `serve` stops the node once this is set: by SIGTERM/SIGINT, or by a committed membership block that
+        # removes this member (`removed_at`; the peers refuse its connections from that block on, so serving or
+        # proposing further would only burn resources)
         self.ended = threading.Event()
         self.removed_at: int | None = None
         # `tclearn revert|hyperparams|membership`: the operator's requests, handed to the driver on the core thread
