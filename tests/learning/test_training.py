@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from tclearn.learning import (
     apply_increment,
     coalition_passes,
     evaluate_state,
+    fit,
     mean_score,
     model_hash,
     states_equal,
@@ -23,6 +25,7 @@ from tclearn.learning import (
     train_centralized_converged,
     train_increment,
 )
+from tclearn.learning.evaluate import torch_threads
 
 
 def test_hyperparams() -> None:
@@ -85,7 +88,8 @@ def test_short_training_improves_digits_accuracy(digits_task: Task, digits_data:
 
 
 def test_bladder_increment_runs(bladder_task: Task, phantoms: Dataset, id_key: bytes) -> None:
-    hp = bladder_task.default_hyperparams.updated({"min_batch_size": 4, "batch_size": 4, "epochs": 1})
+    hp = bladder_task.default_hyperparams.updated({"min_batch_size": 4, "batch_size": 4, "epochs": 1,
+                                                   "local_test_share": 0.25})
     pool = DataPool(phantoms, id_key)
     res = train_increment(bladder_task, bladder_task.initial_state(0), pool, hp, seed=0, threads=1)
     assert res.sample_count == 3 and len(res.local_test) == 1
@@ -138,6 +142,44 @@ def test_distillation_and_logit_adjustment_keep_a_label_skewed_increment_from_fo
         drops[name] = before - mean_score(evaluate_state(digits_task, res.candidate, digits_data.test))
     assert drops["plain"] > 0.1, drops  # plain training forgets the seven classes it does not see
     assert drops["adjusted"] < drops["plain"] / 3, drops
+
+
+def _fit_teacher_every_step(task: Task, model: torch.nn.Module, data: Dataset, hp: HyperParams,
+                            generator: torch.Generator) -> None:
+    """`fit` as it was before the teacher's outputs were computed once: a teacher forward on every micro-batch."""
+    opt = torch.optim.Adam(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    prior = task.label_prior(data)
+    assert prior is not None
+    shift = torch.log(prior.to(torch.float32) + 1e-3)
+    teacher = copy.deepcopy(model).eval()
+    model.train()
+    for _ in range(hp.epochs):
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), hp.micro_batch_size):
+            idx = order[start : start + hp.micro_batch_size]
+            opt.zero_grad(set_to_none=True)
+            out = model(data.x[idx])
+            with torch.no_grad():
+                t_out = teacher(data.x[idx])
+            extra = task.distill_loss(out, t_out, data.y[idx])
+            assert extra is not None
+            loss = task.loss(out + shift, data.y[idx]) + hp.distill * extra
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+
+
+@pytest.mark.parametrize("size", [96, 97, 111, 15])  # whole micro-batches, a short last one, one short batch only
+def test_the_teacher_computed_once_gives_the_same_increment_bits(
+        digits_task: Task, digits_data: CoalitionData, size: int) -> None:
+    hp = digits_task.default_hyperparams.updated({"epochs": 2})
+    data = digits_data.partners[0].subset(range(size))
+    models = []
+    with torch_threads(1):
+        for train in (fit, _fit_teacher_every_step):
+            model = digits_task.model_from_state(digits_task.initial_state(3))
+            train(digits_task, model, data, hp, torch.Generator().manual_seed(5))
+            models.append(model.state_dict())
+    assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
 
 
 def test_distill_loss_is_zero_for_the_head_itself(digits_task: Task) -> None:
