@@ -10,7 +10,9 @@ scanners for bladder) and partner count (4, 10), over several seeds:
 * the centralised reference is what a practitioner holding all the data
   would train: the same model from the same initial weights on the pooled
   training data, early stopping on a validation split of that training data
-  (never G), the learning rate chosen on it from a grid of four, 3× apart
+  (never G; 15 %, `--val-share`: records name theirs, and a record made
+  with another share is run again), the learning rate chosen on it from a
+  grid of four, 3× apart
   (`GRIDS`; a fifth, 3× lower, was never chosen in the first seed's runs and
   was dropped), halved on plateaus
   (`tclearn.learning.train_centralized_converged`). Records made with the
@@ -53,6 +55,8 @@ Prints a table; writes `bench/results/centralized_vs_tclearn.json` (means,
 so an interrupted run keeps its complete seeds.
 
     python bench/centralized_vs_tclearn.py [--seeds 5] [--tasks digits bladder] [--jobs 2] [--redo reference]
+    python bench/centralized_vs_tclearn.py --seeds 20 --tasks bladder --partners 4 --splits non-iid \
+        --val-share 0.08333 --out bench/results/reference_val_share_bladder_niid4_seeds0-19.json
 """
 
 from __future__ import annotations
@@ -135,6 +139,11 @@ def _held_out_score(task: Any, partners: int, seed: int, state: Any) -> float | 
     return mean_score(evaluate_state(task, state, held_out))
 
 
+# the reference's validation split of the pooled training data (`--val-share`; records without `val_share` used
+# this); a worker's own copy is set by `_init`
+VAL_SHARE = 0.15
+_VAL_SHARE = [VAL_SHARE]
+
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -150,12 +159,13 @@ def _reference(task_name: str, seed: int, partners: int, split: str,
     # the demo's split (tclearn.founding): the same pools the coalition run below trains on
     data = coalition_data(task, partners, seed, split=split, per_partner=_per_partner(task_name, partners))
     res = train_centralized_converged(task, data.pooled, data.test, task.default_hyperparams, seed=seed,
-                                      model_seed=seed, learning_rates=grid or GRIDS[task_name], threads=1)
+                                      model_seed=seed, learning_rates=grid or GRIDS[task_name], threads=1,
+                                      val_share=_VAL_SHARE[0])
     return {"score": res.score, "held_out": _held_out_score(task, partners, seed, res.state),
             "validation": res.val_score, "val_loss": res.val_loss,
             "learning_rate": res.learning_rate, "grid": list(grid or GRIDS[task_name]), "tried": res.tried,
             "epochs": res.epochs, "best_epoch": res.best_epoch, "time_s": res.seconds,
-            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history]}
+            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history], "val_share": _VAL_SHARE[0]}
 
 
 def _grid_of(task: str, record: dict[str, Any]) -> tuple[float, ...]:
@@ -214,6 +224,11 @@ def _warm() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     for name in GRIDS:
         get_task(name)
+
+
+def _init(val_share: float) -> None:
+    _VAL_SHARE[0] = val_share
+    _warm()
 
 
 def _job(job: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -335,7 +350,12 @@ def main() -> None:
     ap.add_argument("--redo", choices=("reference", "coalition"), action="append", default=[],
                     help="run this side's jobs again even where --out holds them (the selected tasks, seeds, "
                          "partners and splits only), e.g. after a change to how it is timed")
+    ap.add_argument("--val-share", type=float, default=VAL_SHARE,
+                    help="the reference's validation split of the pooled training data (default 0.15); the coalition "
+                         "sets aside its own share as the partners' local test sets (the task's local_test_share)")
     args = ap.parse_args()
+    if not 0.0 < args.val_share < 0.5:
+        ap.error("--val-share must lie in (0, 0.5)")
     from tclearn.learning import get_task
 
     task_seeds = {k: int(v) for k, v in (x.split("=", 1) for x in args.task_seeds)}
@@ -361,13 +381,15 @@ def main() -> None:
         key = "|".join(j)
         if j[0] in args.redo:
             raw.pop(key, None)
+        if j[0] == "reference" and key in raw and raw[key].get("val_share", VAL_SHARE) != args.val_share:
+            raw.pop(key)  # another validation split: not this reference
         if key not in raw:
             todo.append(j)
         elif j[0] == "reference" and set(GRIDS[j[1]]) - set(_grid_of(j[1], raw[key])):
             todo.append(("extend", *j[1:], json.dumps(raw[key])))
     print(f"{len(jobs)} jobs, {len(todo)} to run on {args.jobs} processes", flush=True)
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.jobs, initializer=_warm) as pool:
+    with mp.get_context("spawn").Pool(args.jobs, initializer=_init, initargs=(args.val_share,)) as pool:
         for job, out in pool.imap(_job, todo):
             job = ("reference", *job[1:6]) if job[0] == "extend" else job
             raw["|".join(job)] = out

@@ -21,7 +21,12 @@ on the command line:
   batch holds at least S of the partner's pool, so a hospital with more
   volumes trains more per turn (as proportional local training iterations
   do for cyclical weight transfer, Balachandar et al., JAMIA 2020), aimed at
-  the quantity-skewed non-IID split. These patch the worker process only.
+  the quantity-skewed non-IID split; `lts=F`, the local-test share of each
+  batch's fresh samples (how much of its data a partner sets aside as its L
+  and never trains on; with bladder's non-IID split it also moves the
+  smallest hospital's size, as the task's own default does, so compare it
+  with references made at the same share). These patch the worker process
+  only.
 
 Every run's final model is also scored on the held-out test set T of
 `bench/centralized_vs_tclearn.py` (bladder), and with `--references` so is
@@ -60,7 +65,8 @@ from centralized_vs_tclearn import _ci, _held_out_score, machine  # a sibling be
 RESULTS = Path(__file__).parent / "results"
 
 
-_KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float}
+_KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float,
+         "lts": float}
 
 
 def _variant(text: str) -> dict[str, Any]:
@@ -173,6 +179,8 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
         cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, learning_rate=v["lr"])
     if "epochs" in v:
         cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, epochs=v["epochs"])
+    if "lts" in v:
+        cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, local_test_share=v["lts"])
     _patch_training(v)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
