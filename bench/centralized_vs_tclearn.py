@@ -314,9 +314,12 @@ def plot(raw: dict[str, dict[str, Any]], path: Path) -> None:
     tasks = sorted({k.split("|")[1] for k in raw})
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        ref = raw.get(f"reference|{task}|0|4|iid|0")
+        # seed 0 of 4 IID partners where the file has it, else of the first configuration it holds
+        held = sorted({(int(k.split("|")[3]), k.split("|")[4]) for k in raw if k.split("|")[1] == task})
+        partners, split = (4, "iid") if (4, "iid") in held else held[0]
+        ref = raw.get(f"reference|{task}|0|{partners}|{split}|0")
         for adaptive, style in (("0", "-"), ("1", "--")):
-            run = raw.get(f"coalition|{task}|0|4|iid|{adaptive}")
+            run = raw.get(f"coalition|{task}|0|{partners}|{split}|{adaptive}")
             if run:
                 ax.plot([p[0] for p in run["curve"]], [p[2] for p in run["curve"]], style,
                         label="TCLearn" + (" + adaptive LR" if adaptive == "1" else ""))
@@ -324,7 +327,7 @@ def plot(raw: dict[str, dict[str, Any]], path: Path) -> None:
                     ax.axvline(hb["index"], color="grey", lw=0.5, ls=":")
         if ref:
             ax.axhline(ref["score"], color="k", lw=1, label=f"centralised, converged ({ref['score']:.3f})")
-        ax.set_title(f"{task}: 4 partners, IID, seed 0")
+        ax.set_title(f"{task}: {partners} partners, {'IID' if split == 'iid' else split}, seed 0")
         ax.set_xlabel("block")
         ax.set_ylabel("score on G")
         ax.set_ylim(bottom=0.5)
