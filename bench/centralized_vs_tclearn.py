@@ -140,9 +140,9 @@ def _held_out_score(task: Any, partners: int, seed: int, state: Any) -> float | 
 
 
 # the reference's validation split of the pooled training data (`--val-share`; records without `val_share` used
-# this); a worker's own copy is set by `_init`
+# this); a worker's own share is set by `_init`
 VAL_SHARE = 0.15
-_VAL_SHARE = [VAL_SHARE]
+_val_share = VAL_SHARE
 
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -160,12 +160,12 @@ def _reference(task_name: str, seed: int, partners: int, split: str,
     data = coalition_data(task, partners, seed, split=split, per_partner=_per_partner(task_name, partners))
     res = train_centralized_converged(task, data.pooled, data.test, task.default_hyperparams, seed=seed,
                                       model_seed=seed, learning_rates=grid or GRIDS[task_name], threads=1,
-                                      val_share=_VAL_SHARE[0])
+                                      val_share=_val_share)
     return {"score": res.score, "held_out": _held_out_score(task, partners, seed, res.state),
             "validation": res.val_score, "val_loss": res.val_loss,
             "learning_rate": res.learning_rate, "grid": list(grid or GRIDS[task_name]), "tried": res.tried,
             "epochs": res.epochs, "best_epoch": res.best_epoch, "time_s": res.seconds,
-            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history], "val_share": _VAL_SHARE[0]}
+            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history], "val_share": _val_share}
 
 
 def _grid_of(task: str, record: dict[str, Any]) -> tuple[float, ...]:
@@ -227,7 +227,8 @@ def _warm() -> None:
 
 
 def _init(val_share: float) -> None:
-    _VAL_SHARE[0] = val_share
+    global _val_share
+    _val_share = val_share
     _warm()
 
 

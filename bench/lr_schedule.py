@@ -67,6 +67,8 @@ RESULTS = Path(__file__).parent / "results"
 
 _KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float,
          "lts": float}
+# the variants that set a field of the task's default hyper-parameters (and so of genesis)
+_HP_FIELDS = {"lr": "learning_rate", "epochs": "epochs", "lts": "local_test_share"}
 
 
 def _variant(text: str) -> dict[str, Any]:
@@ -175,12 +177,8 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
     torch.set_num_threads(1)
     v = _variant(variant)
     cls = type(get_task(task))  # this process runs one task's jobs only: the class default is the genesis's
-    if "lr" in v:
-        cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, learning_rate=v["lr"])
-    if "epochs" in v:
-        cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, epochs=v["epochs"])
-    if "lts" in v:
-        cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, local_test_share=v["lts"])
+    given = {field: v[key] for key, field in _HP_FIELDS.items() if key in v}
+    cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, **given)
     _patch_training(v)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
