@@ -183,9 +183,9 @@ def _teacher_outputs(teacher: nn.Module, x: torch.Tensor, chunk: int) -> torch.T
     with torch.no_grad():
         for i in range(0, n - chunk + 1, chunk):
             outs.append(teacher(x[i : i + chunk]))
-        done = n - n % chunk
-        if done < n:  # the rest, as the tail of a last full-size chunk
-            outs.append(teacher(x[n - chunk :])[chunk - (n - done) :])
+        rest = n % chunk
+        if rest:  # the rest, as the tail of a last full-size chunk
+            outs.append(teacher(x[n - chunk :])[chunk - rest :])
     return torch.cat(outs)
 
 
