@@ -16,7 +16,16 @@ from tclearn.identity import Identity
 from tclearn.ledger.block import EMPTY_ROOT, Block
 from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal
 from tclearn.learning.errors import InvalidModelError
-from tclearn.node.batch_ids import BATCH_IDS_MAX, BatchIdRegistry, IdCheckingEvaluator, ids_from_wire, ids_to_wire
+from tclearn.node.batch_ids import (
+    BATCH_CLAIM_BUDGET_S,
+    BATCH_FETCH_DEADLINE_S,
+    BATCH_IDS_MAX,
+    BatchIdRegistry,
+    IdCheckingEvaluator,
+    ids_from_wire,
+    ids_to_wire,
+)
+from tclearn.transport import PeerUnavailableError
 
 
 def _id(n: int) -> str:
@@ -142,3 +151,92 @@ def test_the_registry_rebuilt_from_the_chain_and_the_lists_equals_the_one_before
     third = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None)
     third.rebuild(blocks)
     assert third.missing() == [blocks[0].model_hash] and len(third.snapshot()) == 8
+
+
+class _Clock:
+    """A virtual monotonic clock: requests that time out and pauses advance it, nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, s: float) -> bool:
+        self.now += s
+        return False
+
+
+class _FlakyPeer(_Peer):
+    """A proposer whose first answers fail in transit (a timeout, then a 503), as a loaded machine's may."""
+
+    def __init__(self, lists: dict[str, BatchIds], clock: _Clock, failures: list[str]) -> None:
+        super().__init__(lists)
+        self.clock, self.failures, self.deadlines = clock, list(failures), []  # type: list[float]
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        self.deadlines.append(kw["deadline_s"])
+        if not self.failures:
+            return super().request(method, path, **kw)
+        self.asked += 1
+        failure = self.failures.pop(0)
+        if failure == "timeout":
+            self.clock.now += kw["deadline_s"]
+            raise PeerUnavailableError(f"no complete answer within {kw['deadline_s']:g} s")
+
+        class Busy:
+            status = 503
+        return Busy()
+
+
+def test_a_candidates_lists_are_asked_for_again_when_the_answer_fails_in_transit(tmp_path: Path) -> None:
+    clock = _Clock()
+    logged: list[dict[str, Any]] = []
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: logged.append({"event": e, **f}),
+                          wait=clock.wait, clock=clock)
+    p = _proposal("m1", _hash("c1"), [_id(1), _id(2)])
+    reg.note(ProposalMsg(p))
+    peer = _FlakyPeer({p.model_hash: BatchIds((_id(1), _id(2)))}, clock, ["timeout", "503"])
+    reg.fetch_for(p.model_hash, {"m1": peer})
+    assert peer.asked == 3 and not reg.lacks(p.model_hash)
+    reg.check(p.model_hash)  # an honest batch whose lists came late passes
+    assert [e["attempt"] for e in logged if e["event"] == "batch_ids_fetch_failed"] == [1, 2]
+    assert clock.now <= BATCH_CLAIM_BUDGET_S
+
+
+def test_a_definite_answer_is_not_asked_again_and_a_stalling_proposer_costs_less_each_time(tmp_path: Path) -> None:
+    clock = _Clock()
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: None, wait=clock.wait, clock=clock)
+    # "I have no lists" (404) is the proposer's word: one request, and the batch is refused
+    none = _proposal("m1", _hash("c0"), [_id(1)])
+    reg.note(ProposalMsg(none))
+    silent = _Peer({})
+    reg.fetch_for(none.model_hash, {"m1": silent})
+    assert silent.asked == 1
+    with pytest.raises(Exception, match="served no id lists"):
+        reg.check(none.model_hash)
+    # a proposer that never answers in time: attempts until the budget is spent, then half of it next time
+    spent = []
+    for k in range(4):
+        p = _proposal("m2", _hash(f"s{k}"), [_id(10 + k)])
+        reg.note(ProposalMsg(p))
+        stalling = _FlakyPeer({}, clock, ["timeout"] * 100)
+        t0 = clock.now
+        reg.fetch_for(p.model_hash, {"m2": stalling})
+        spent.append(clock.now - t0)
+        assert all(d <= BATCH_FETCH_DEADLINE_S for d in stalling.deadlines)
+        with pytest.raises(Exception, match="served no id lists"):
+            reg.check(p.model_hash)
+    assert BATCH_CLAIM_BUDGET_S - BATCH_FETCH_DEADLINE_S < spent[0] <= BATCH_CLAIM_BUDGET_S
+    assert spent[1] <= BATCH_CLAIM_BUDGET_S / 2 and spent[3] <= BATCH_FETCH_DEADLINE_S + 0.001
+    assert spent[0] > spent[1] > spent[3]
+    # once it serves again, its next candidate gets the whole budget back
+    ok = _proposal("m2", _hash("s-ok"), [_id(20)])
+    reg.note(ProposalMsg(ok))
+    reg.fetch_for(ok.model_hash, {"m2": _Peer({ok.model_hash: BatchIds((_id(20),))})})
+    reg.check(ok.model_hash)
+    late = _proposal("m2", _hash("s-late"), [_id(21)])
+    reg.note(ProposalMsg(late))
+    flaky = _FlakyPeer({late.model_hash: BatchIds((_id(21),))}, clock, ["timeout"] * 3)
+    reg.fetch_for(late.model_hash, {"m2": flaky})
+    reg.check(late.model_hash)

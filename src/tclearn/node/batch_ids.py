@@ -12,7 +12,7 @@ every node's store at level A). Each node keeps, next to its chain:
   the one it had; lists it lacks are fetched from the peers (`fetch_for`).
 
 A validator, before it evaluates a candidate, fetches the candidate's lists
-from its proposer (then any peer), and checks them against the proposal's
+from its proposer (nobody else's word counts for them), and checks them against the proposal's
 roots and counts and against the registry (`data.accounting.check_batch_ids`):
 a sample claimed as new that was already contributed, one of G, an id listed
 twice, a count or root that does not match, or no lists at all: the batch is
@@ -23,6 +23,14 @@ as the one-process demo's `DuplicateCheckingEvaluator` does).
 Bounds: a list holds at most `BATCH_IDS_MAX` ids; an answer is read up to
 `BATCH_IDS_MAX_BYTES` within `BATCH_FETCH_DEADLINE_S`; the proposals noted for
 lookup are the last `PROPOSALS_KEPT`.
+
+A candidate's lists are asked for again while the proposer's answer fails in
+transit (a timeout, a dropped connection, a 5xx), for `BATCH_CLAIM_BUDGET_S` in
+all: a validator slowed by load must not vote reject an honest batch for one
+late answer. A definite answer (200, or a 4xx such as "no lists") ends it at
+once. A proposer whose lists did not come gets half the budget for its next
+candidate, down to one attempt (a success resets it), so a proposer that
+stalls costs a validator little more than the one deadline.
 """
 
 from __future__ import annotations
@@ -43,12 +51,14 @@ from tclearn.ledger.block import Block
 from tclearn.ledger.records import Proposal
 from tclearn.learning.errors import InvalidModelError
 
-__all__ = ["BATCH_FETCH_DEADLINE_S", "BATCH_IDS_MAX", "BATCH_IDS_MAX_BYTES", "BatchIdRegistry",
+__all__ = ["BATCH_CLAIM_BUDGET_S", "BATCH_FETCH_DEADLINE_S", "BATCH_IDS_MAX", "BATCH_IDS_MAX_BYTES", "BatchIdRegistry",
            "IdCheckingEvaluator", "ids_from_wire", "ids_to_wire"]
 
 BATCH_IDS_MAX = 4096  # ids per list (new or re-used)
 BATCH_IDS_MAX_BYTES = 2 * BATCH_IDS_MAX * 70 + 1024  # CBOR of two lists of 64-character ids
-BATCH_FETCH_DEADLINE_S = 3.0
+BATCH_FETCH_DEADLINE_S = 3.0  # one request for a batch's lists
+BATCH_CLAIM_BUDGET_S = 12.0  # a candidate's lists: attempts at its proposer, in all (halved per failure in a row)
+BATCH_RETRY_PAUSE_S = 0.25  # between those attempts, doubling
 PROPOSALS_KEPT = 256
 MISSING_RETRY_S = 10.0  # a committed increment's lists no peer served are asked for again after this long
 _HASH_CHARS = frozenset("0123456789abcdef")
@@ -86,8 +96,11 @@ def _proposal_of(block: Block) -> Proposal | None:
 class BatchIdRegistry:
     """The id lists this node holds, and the ids counted by committed increments (see the module docstring)."""
 
-    def __init__(self, directory: Path, log: Callable[..., None], test_ids: Iterable[str] = ()) -> None:
-        self.directory, self.log = directory, log
+    def __init__(self, directory: Path, log: Callable[..., None], test_ids: Iterable[str] = (),
+                 wait: Callable[[float], bool] = threading.Event().wait,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`wait(s)` pauses between attempts and returns True when the node stops (`threading.Event.wait`)."""
+        self.directory, self.log, self.wait, self.clock = directory, log, wait, clock
         directory.mkdir(parents=True, exist_ok=True)
         self.spent = SpentIds()
         self.test_ids = frozenset(test_ids)
@@ -96,6 +109,7 @@ class BatchIdRegistry:
         self._proposals: OrderedDict[str, Proposal] = OrderedDict()  # noted proposals, by candidate model hash
         self._claims: OrderedDict[str, BatchIds] = OrderedDict()  # candidates' lists fetched for evaluation
         self._tried: dict[str, float] = {}  # missing lists: when we last asked the peers
+        self._strikes: dict[str, int] = {}  # proposer -> candidates whose lists did not come, in a row
         self._counted: set[str] = set()  # the same ids as `spent`, readable as a set
         self._sum = 0  # their sum mod 2^256: a digest that does not depend on the order they were counted in
         self.refusals = 0
@@ -186,7 +200,7 @@ class BatchIdRegistry:
 
     def fetch_for(self, candidate_model_hash: str | None, clients: Mapping[str, Any]) -> None:
         """Fetcher thread: fetch the candidate's lists (its proposer first) and the committed ones we lack."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             wanted = {h: p for h, p in self._missing.items() if now - self._tried.get(h, -1e9) >= MISSING_RETRY_S}
             self._tried.update({h: now for h in wanted})
@@ -199,18 +213,16 @@ class BatchIdRegistry:
                         self.put(h, ids)
                         self._count(ids)
         if candidate_model_hash is not None and proposal is not None:
-            ids = self._fetch(candidate_model_hash, None, clients, prefer=proposal.proposer)
+            ids = self._fetch_claim(candidate_model_hash, proposal.proposer, clients)
             if ids is not None:
                 with self._lock:
                     self._claims[candidate_model_hash] = ids
                     while len(self._claims) > PROPOSALS_KEPT:
                         self._claims.popitem(last=False)
 
-    def _fetch(self, h: str, committed: Proposal | None, clients: Mapping[str, Any], prefer: str) -> BatchIds | None:
-        """Lists of `h` from the peers; for a committed increment only lists matching its roots are taken."""
+    def _fetch(self, h: str, committed: Proposal, clients: Mapping[str, Any], prefer: str) -> BatchIds | None:
+        """Lists of committed increment `h` from the peers (`prefer` first): only lists matching its roots."""
         for member, client in sorted(clients.items(), key=lambda kv: kv[0] != prefer):
-            if committed is None and member != prefer:
-                continue  # a candidate's lists are its proposer's word: nobody else's
             try:
                 response = client.request("GET", f"/v1/batches/{h}", max_bytes=BATCH_IDS_MAX_BYTES,
                                           deadline_s=BATCH_FETCH_DEADLINE_S)
@@ -220,8 +232,48 @@ class BatchIdRegistry:
             except Exception as exc:
                 self.log("batch_ids_fetch_failed", model=h, peer=member, reason=str(exc)[:200])
                 continue
-            if committed is None or _matches(ids, committed):
+            if _matches(ids, committed):
                 return ids
+        return None
+
+    def _fetch_claim(self, h: str, proposer: str, clients: Mapping[str, Any]) -> BatchIds | None:
+        """Candidate `h`'s lists, from its proposer only: asked again while the answer fails in transit."""
+        client = clients.get(proposer)
+        if client is None:
+            return None
+        with self._lock:
+            strikes = self._strikes.get(proposer, 0)
+        deadline = self.clock() + max(BATCH_FETCH_DEADLINE_S, BATCH_CLAIM_BUDGET_S / 2 ** min(strikes, 16))
+        pause, attempt = BATCH_RETRY_PAUSE_S, 0
+        while True:
+            attempt += 1
+            reason = ""
+            try:
+                response = client.request("GET", f"/v1/batches/{h}", max_bytes=BATCH_IDS_MAX_BYTES,
+                                          deadline_s=max(0.001, min(BATCH_FETCH_DEADLINE_S, deadline - self.clock())))
+            except Exception as exc:  # in transit: timed out, cut, refused
+                reason = str(exc)
+            else:
+                if response.status < 500:  # a definite answer: the proposer's word, whatever it is
+                    with self._lock:
+                        self._strikes.pop(proposer, None)
+                    if response.status != 200:
+                        self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt,
+                                 reason=f"status {response.status}")
+                        return None
+                    try:
+                        return ids_from_wire(response.cbor())
+                    except Exception as exc:  # malformed lists are an answer too: the batch is refused
+                        self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt,
+                                 reason=f"malformed: {str(exc)[:200]}")
+                        return None
+                reason = f"status {response.status}"
+            self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt, reason=reason[:200])
+            if self.clock() + pause >= deadline or self.wait(pause):
+                break
+            pause *= 2
+        with self._lock:
+            self._strikes[proposer] = strikes + 1
         return None
 
     # --- the check ------------------------------------------------------------------------

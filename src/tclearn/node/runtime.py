@@ -114,8 +114,9 @@ class Node:
         self.pool = DataPool(pool_data, data_key(cfg.seed))
         self.evaluator = Evaluator(self.task, self.models, test)
         # the batches' id lists and the spent-id registry (rebuilt from the chain below); G's ids are never new
+        self._stop = threading.Event()
         self.batch_ids = BatchIdRegistry(cfg.data_dir / "batch_ids", self.log,
-                                         test_ids=DataPool(test, data_key(cfg.seed)).ids)
+                                         test_ids=DataPool(test, data_key(cfg.seed)).ids, wait=self._stop.wait)
         hp = self.task.default_hyperparams.updated(payload["hyperparams"])
         # `tclearn node propose` requests (on-demand mode) and what came of our proposals
         self.propose_pending = 0
@@ -159,7 +160,6 @@ class Node:
                            if b.contributor == cfg.member_id and b.kind in ("increment", "rejected")]
         self.lock = threading.RLock()
         self.inbox: queue.Queue[tuple[str, Message]] = queue.Queue(maxsize=4096)
-        self._stop = threading.Event()
         # `serve` stops the node once this is set: by SIGTERM/SIGINT, or by a committed membership block that
         # removes this member (`removed_at`; the peers refuse its connections from that block on, so serving or
         # proposing further would only burn resources)
