@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from tclearn.data import CoalitionData, phantom_dataset
+from tclearn.data import CoalitionData, Dataset, phantom_dataset
 from tclearn.errors import LearningError
 from tclearn.learning import (
     Evaluator,
@@ -150,6 +150,25 @@ def test_evaluator_errors(evaluator_setup: tuple[Evaluator, str, str], bladder_t
         ev.evaluate(parent, alien)
     with pytest.raises(LearningError):
         Evaluator(bladder_task, ev.store, ev.global_test)  # G does not fit the task
+
+
+def test_one_model_loaded_state_after_state_scores_as_a_model_built_for_each(
+        bladder_task: Task, phantoms: Dataset) -> None:
+    """The evaluator loads each state into one U-Net (`Task.load_state`): the same bits as a fresh model's,
+    and a state that does not fit is refused before anything is loaded."""
+    store = MemoryModelStore()
+    hashes = [store.put_state(bladder_task.initial_state(seed)) for seed in (0, 1, 2)]
+    fresh = {h: evaluate_state(bladder_task, store.get_state(h), phantoms) for h in hashes}
+    assert len(set(fresh.values())) == 3
+    ev = Evaluator(bladder_task, store, phantoms, cache_size=2)
+    alien = store.put_state(get_task("bladder", channels=(4, 8, 16, 32)).initial_state(0))
+    for h in hashes + [alien] + hashes:  # each evicted from the cache by then: scored again on the loaded model
+        if h == alien:
+            with pytest.raises(InvalidModelError):
+                ev.scores(h)
+            continue
+        assert ev.scores(h)[0] == fresh[h]
+    assert ev.evaluations == 6
 
 
 def test_a_self_checked_candidates_g_scores_are_shared_with_its_validators(

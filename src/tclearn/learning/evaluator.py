@@ -16,13 +16,18 @@ for a candidate, the proposer's fault; vote reject).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import torch
+from torch import nn
 
 from tclearn.data.dataset import Dataset, concat_datasets
 from tclearn.errors import LearningError
 from tclearn.learning.errors import InvalidModelError
-from tclearn.learning.evaluate import evaluate_model, evaluate_state, mean_score
+from tclearn.learning.evaluate import evaluate_model, mean_score
 from tclearn.learning.model_store import ModelStore, check_model_hash
 from tclearn.learning.serialize import State
 from tclearn.learning.tasks import Task
@@ -61,6 +66,9 @@ class Evaluator:
         self._cache: OrderedDict[str, _Scores] = OrderedDict()
         self._cache_size = max(2, cache_size)
         self.evaluations = 0  # models actually run (cache misses), for tests and benchmarks
+        # one model, each state loaded into it in turn (`Task.load_state`), instead of one built per state
+        self._model: nn.Module | None = None
+        self._model_lock = threading.Lock()
         # G scores shared by the simulated members of one process (the one-process demo and benches):
         # evaluation is deterministic, so every validator would compute the same G scores; in a real
         # coalition they compute them in parallel, each on its own machine
@@ -95,18 +103,27 @@ class Evaluator:
         if entry is None and shared is not None and not len(missing):
             entry = _Scores(g=shared)  # nothing of ours to score: no model to load
         else:
-            model = self.task.model_from_state(self.store.get_state(model_hash))
+            sets = ([] if entry is not None or shared is not None else [self.global_test]) + [missing]
+            scored = self._evaluate(self.store.get_state(model_hash), sets)
             self.evaluations += 1
             if entry is None:
-                entry = _Scores(g=shared if shared is not None else evaluate_model(self.task, model, self.global_test))
-            if len(missing):
-                entry.l.extend(evaluate_model(self.task, model, missing))
+                entry = _Scores(g=shared if shared is not None else scored[0])
+            entry.l.extend(scored[-1])
         self._share(model_hash, entry.g)
         self._cache[model_hash] = entry
         self._cache.move_to_end(model_hash)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return entry.g, tuple(entry.l)
+
+    def _evaluate(self, state: Mapping[str, torch.Tensor], sets: Sequence[Dataset]) -> list[tuple[float, ...]]:
+        """Per-sample scores of the model holding `state` on each of `sets` (an empty set scores nothing)."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = self.task.model_from_state(state)
+            else:
+                self.task.load_state(self._model, state)
+            return [evaluate_model(self.task, self._model, d) if len(d) else () for d in sets]
 
     def _share(self, model_hash: str, g: tuple[float, ...]) -> None:
         if self._shared_g is not None:
@@ -127,7 +144,7 @@ class Evaluator:
             hit = self._shared_g.get(model_hash)
             if hit is not None:
                 return hit
-        g = evaluate_state(self.task, state, self.global_test)
+        g = self._evaluate(state, [self.global_test])[0]
         if self._share_candidates:
             self._share(model_hash, g)
         return g
