@@ -230,6 +230,15 @@ def test_a_definite_answer_is_not_asked_again_and_a_stalling_proposer_costs_less
     assert BATCH_CLAIM_BUDGET_S - BATCH_FETCH_DEADLINE_S < spent[0] <= BATCH_CLAIM_BUDGET_S
     assert spent[1] <= BATCH_CLAIM_BUDGET_S / 2 and spent[3] <= BATCH_FETCH_DEADLINE_S + 0.001
     assert spent[0] > spent[1] > spent[3]
+    # a quick "I have none" between two stalls earns the stalling proposer no budget back
+    quick = _proposal("m2", _hash("s-404"), [_id(19)])
+    reg.note(ProposalMsg(quick))
+    reg.fetch_for(quick.model_hash, {"m2": _Peer({})})
+    p = _proposal("m2", _hash("s-again"), [_id(18)])
+    reg.note(ProposalMsg(p))
+    t0 = clock.now
+    reg.fetch_for(p.model_hash, {"m2": _FlakyPeer({}, clock, ["timeout"] * 100)})
+    assert clock.now - t0 <= BATCH_FETCH_DEADLINE_S + 0.001
     # once it serves again, its next candidate gets the whole budget back
     ok = _proposal("m2", _hash("s-ok"), [_id(20)])
     reg.note(ProposalMsg(ok))

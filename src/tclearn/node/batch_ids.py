@@ -12,9 +12,9 @@ every node's store at level A). Each node keeps, next to its chain:
   the one it had; lists it lacks are fetched from the peers (`fetch_for`).
 
 A validator, before it evaluates a candidate, fetches the candidate's lists
-from its proposer (nobody else's word counts for them), and checks them against the proposal's
-roots and counts and against the registry (`data.accounting.check_batch_ids`):
-a sample claimed as new that was already contributed, one of G, an id listed
+from its proposer (nobody else's word counts for them), and checks them
+against the proposal's roots and counts and against the registry
+(`data.accounting.check_batch_ids`): a sample claimed as new that was already contributed, one of G, an id listed
 twice, a count or root that does not match, or no lists at all: the batch is
 refused, the sample's id named in the node's log (`batch_refused`), and the
 validator votes reject (`IdCheckingEvaluator` raises `InvalidModelError`,
@@ -29,8 +29,8 @@ transit (a timeout, a dropped connection, a 5xx), for `BATCH_CLAIM_BUDGET_S` in
 all: a validator slowed by load must not vote reject an honest batch for one
 late answer. A definite answer (200, or a 4xx such as "no lists") ends it at
 once. A proposer whose lists did not come gets half the budget for its next
-candidate, down to one attempt (a success resets it), so a proposer that
-stalls costs a validator little more than the one deadline.
+candidate, down to one attempt (lists that come reset it), so a proposer
+that stalls costs a validator little more than the one deadline.
 """
 
 from __future__ import annotations
@@ -255,18 +255,17 @@ class BatchIdRegistry:
                 reason = str(exc)
             else:
                 if response.status < 500:  # a definite answer: the proposer's word, whatever it is
-                    with self._lock:
-                        self._strikes.pop(proposer, None)
-                    if response.status != 200:
-                        self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt,
-                                 reason=f"status {response.status}")
-                        return None
                     try:
-                        return ids_from_wire(response.cbor())
-                    except Exception as exc:  # malformed lists are an answer too: the batch is refused
+                        if response.status != 200:
+                            raise DataError(f"status {response.status}")
+                        ids = ids_from_wire(response.cbor())
+                    except Exception as exc:  # "none" or malformed lists: the batch is refused
                         self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt,
-                                 reason=f"malformed: {str(exc)[:200]}")
+                                 reason=str(exc)[:200])
                         return None
+                    with self._lock:  # only lists that came reset the budget: a quick "none" earns nothing
+                        self._strikes.pop(proposer, None)
+                    return ids
                 reason = f"status {response.status}"
             self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt, reason=reason[:200])
             if self.clock() + pause >= deadline or self.wait(pause):
