@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
 import ssl
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +20,9 @@ import cbor2
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transport"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from evil_tls import EvilTLSServer  # noqa: E402
 from tls_coalition import Coalition, coalition  # noqa: E402,F401
 
 from tclearn.consensus.messages import ProposalMsg  # noqa: E402
@@ -32,7 +32,6 @@ from tclearn.identity import Identity  # noqa: E402
 from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal  # noqa: E402
 from tclearn.node import batch_ids  # noqa: E402
 from tclearn.node.batch_ids import BatchIdRegistry, ids_to_wire  # noqa: E402
-from tclearn.transport import server_context  # noqa: E402
 
 IDS = tuple(hashlib.sha256(f"sample-{i}".encode()).hexdigest() for i in range(3))
 ATTEMPT_S, BUDGET_S = 0.4, 1.6
@@ -45,55 +44,26 @@ def _proposal(tag: str) -> Proposal:
                     reused_count=0, reused_ids_root=EMPTY_IDS_ROOT).signed_by(Identity.from_seed("alice", b"alice"))
 
 
-class EvilProposer:
+class EvilProposer(EvilTLSServer):
     """alice's TLS server answering `GET /v1/batches/…` as `mode` says (`lost-first`: the first connection is
-    dropped unanswered, later ones get the lists)."""
+    read and never answered, later ones get the lists)."""
 
-    def __init__(self, coalition: Coalition, mode: str) -> None:
-        self.mode, self.connections = mode, 0
-        self.context = server_context(coalition.ca, coalition.alice.cert, coalition.alice.key)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(raw, self.connections), daemon=True).start()
-
-    def _answer(self, raw: socket.socket, n: int) -> None:
-        try:
-            tls = self.context.wrap_socket(raw, server_side=True)
-            tls.recv(65536)
-            body = cbor2.dumps(ids_to_wire(BatchIds(IDS)))
-            if self.mode == "stall" or (self.mode == "lost-first" and n == 1):
-                self.stop.wait(30)  # the request is read and never answered
-                return
-            if self.mode == "trickle":  # a true answer, one byte every 0.3 s
-                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\n"
-                            b"Content-Length: %d\r\n\r\n" % len(body))
-                for i in range(len(body)):
-                    if self.stop.wait(0.3):
-                        return
-                    tls.sendall(body[i:i + 1])
-                return
-            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nConnection: close\r\n"
-                        b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            tls.close()
-        except (OSError, ssl.SSLError):
-            pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+    def answer(self, tls: ssl.SSLSocket, n: int) -> None:
+        body = cbor2.dumps(ids_to_wire(BatchIds(IDS)))
+        if self.mode == "stall" or (self.mode == "lost-first" and n == 1):
+            self.stop.wait(30)
+            return
+        if self.mode == "trickle":  # a true answer, one byte every 0.3 s
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body))
+            for i in range(len(body)):
+                if self.stop.wait(0.3):
+                    return
+                tls.sendall(body[i:i + 1])
+            return
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        tls.close()
 
 
 @pytest.fixture()

@@ -7,10 +7,8 @@ validator's core thread) for as long as it liked.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,63 +16,36 @@ from typing import Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transport"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from evil_tls import EvilTLSServer  # noqa: E402
 from tls_coalition import MODEL, Coalition, coalition  # noqa: E402,F401
 
-from tclearn.transport import PeerUnavailableError, ResponseTooLargeError, server_context  # noqa: E402
+from tclearn.transport import PeerUnavailableError, ResponseTooLargeError  # noqa: E402
 
 
-class EvilModelServer:
+class EvilModelServer(EvilTLSServer):
     """A member's TLS server that answers every request in the way `mode` says."""
 
-    def __init__(self, coalition: Coalition, mode: str) -> None:
-        self.mode = mode
-        self.context = server_context(coalition.ca, coalition.alice.cert, coalition.alice.key)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            threading.Thread(target=self._answer, args=(raw,), daemon=True).start()
-
-    def _answer(self, raw: socket.socket) -> None:
-        try:
-            tls = self.context.wrap_socket(raw, server_side=True)
-            tls.recv(65536)
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-            if self.mode == "trickle":  # the true length, one byte every 0.5 s
-                tls.sendall(head + b"Content-Length: %d\r\n\r\n" % len(MODEL))
-                for i in range(len(MODEL)):
-                    if self.stop.wait(0.5):
-                        break
-                    tls.sendall(MODEL[i:i + 1])
-            elif self.mode == "stall":  # headers, then nothing
-                tls.sendall(head + b"Content-Length: %d\r\n\r\n" % len(MODEL))
-                self.stop.wait(60)
-            elif self.mode == "huge":  # claims 1 GiB
-                tls.sendall(head + b"Content-Length: %d\r\n\r\n" % (1 << 30))
-                while not self.stop.is_set():
-                    tls.sendall(b"\0" * 65536)
-            elif self.mode == "endless":  # no length, bytes as fast as they go
-                tls.sendall(head + b"Connection: close\r\n\r\n")
-                while not self.stop.is_set():
-                    tls.sendall(b"\0" * 65536)
-        except (OSError, ssl.SSLError):
-            pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+    def answer(self, tls: ssl.SSLSocket, n: int) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+        if self.mode == "trickle":  # the true length, one byte every 0.5 s
+            tls.sendall(head + b"Content-Length: %d\r\n\r\n" % len(MODEL))
+            for i in range(len(MODEL)):
+                if self.stop.wait(0.5):
+                    break
+                tls.sendall(MODEL[i:i + 1])
+        elif self.mode == "stall":  # headers, then nothing
+            tls.sendall(head + b"Content-Length: %d\r\n\r\n" % len(MODEL))
+            self.stop.wait(60)
+        elif self.mode == "huge":  # claims 1 GiB
+            tls.sendall(head + b"Content-Length: %d\r\n\r\n" % (1 << 30))
+            while not self.stop.is_set():
+                tls.sendall(b"\0" * 65536)
+        elif self.mode == "endless":  # no length, bytes as fast as they go
+            tls.sendall(head + b"Connection: close\r\n\r\n")
+            while not self.stop.is_set():
+                tls.sendall(b"\0" * 65536)
 
 
 @pytest.fixture(params=["trickle", "stall", "huge", "endless"])
