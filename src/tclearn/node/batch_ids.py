@@ -86,6 +86,11 @@ def _matches(ids: BatchIds, proposal: Proposal) -> bool:
             and merkle_root(ids.new) == proposal.data_ids_root and merkle_root(ids.reused) == proposal.reused_ids_root)
 
 
+def _ask(client: Any, h: str, deadline_s: float) -> Any:
+    """One `GET /v1/batches/{h}` of a peer, read up to `BATCH_IDS_MAX_BYTES` within `deadline_s`."""
+    return client.request("GET", f"/v1/batches/{h}", max_bytes=BATCH_IDS_MAX_BYTES, deadline_s=deadline_s)
+
+
 def _proposal_of(block: Block) -> Proposal | None:
     try:
         return Proposal.from_dict(block.payload["proposal"])
@@ -224,8 +229,7 @@ class BatchIdRegistry:
         """Lists of committed increment `h` from the peers (`prefer` first): only lists matching its roots."""
         for member, client in sorted(clients.items(), key=lambda kv: kv[0] != prefer):
             try:
-                response = client.request("GET", f"/v1/batches/{h}", max_bytes=BATCH_IDS_MAX_BYTES,
-                                          deadline_s=BATCH_FETCH_DEADLINE_S)
+                response = _ask(client, h, BATCH_FETCH_DEADLINE_S)
                 if response.status != 200:
                     continue
                 ids = ids_from_wire(response.cbor())
@@ -247,25 +251,13 @@ class BatchIdRegistry:
         pause, attempt = BATCH_RETRY_PAUSE_S, 0
         while True:
             attempt += 1
-            reason = ""
             try:
-                response = client.request("GET", f"/v1/batches/{h}", max_bytes=BATCH_IDS_MAX_BYTES,
-                                          deadline_s=max(0.001, min(BATCH_FETCH_DEADLINE_S, deadline - self.clock())))
+                response = _ask(client, h, max(0.001, min(BATCH_FETCH_DEADLINE_S, deadline - self.clock())))
             except Exception as exc:  # in transit: timed out, cut, refused
                 reason = str(exc)
             else:
                 if response.status < 500:  # a definite answer: the proposer's word, whatever it is
-                    try:
-                        if response.status != 200:
-                            raise DataError(f"status {response.status}")
-                        ids = ids_from_wire(response.cbor())
-                    except Exception as exc:  # "none" or malformed lists: the batch is refused
-                        self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt,
-                                 reason=str(exc)[:200])
-                        return None
-                    with self._lock:  # only lists that came reset the budget: a quick "none" earns nothing
-                        self._strikes.pop(proposer, None)
-                    return ids
+                    return self._claim_from(response, h, proposer, attempt)
                 reason = f"status {response.status}"
             self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt, reason=reason[:200])
             if self.clock() + pause >= deadline or self.wait(pause):
@@ -274,6 +266,19 @@ class BatchIdRegistry:
         with self._lock:
             self._strikes[proposer] = strikes + 1
         return None
+
+    def _claim_from(self, response: Any, h: str, proposer: str, attempt: int) -> BatchIds | None:
+        """The lists a proposer's definite answer holds; None for "none" or malformed lists (the batch is refused)."""
+        try:
+            if response.status != 200:
+                raise DataError(f"status {response.status}")
+            ids = ids_from_wire(response.cbor())
+        except Exception as exc:
+            self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt, reason=str(exc)[:200])
+            return None
+        with self._lock:  # only lists that came reset the budget: a quick "none" earns nothing
+            self._strikes.pop(proposer, None)
+        return ids
 
     # --- the check ------------------------------------------------------------------------
     def check(self, candidate_model_hash: str) -> None:
