@@ -47,7 +47,16 @@ excluded; the search's total is reported too), training and validating:
 the G score it also computes every epoch, for the curve only, is left out
 of its clock (records made before 2026-11-30 17:00 UTC include it;
 `--redo reference` runs them again). The workers import what both sides
-need before any timed job (`_warm`).
+need before any timed job (`_warm`). With `--time-repeats K` each timed run
+(the coalition; the reference's chosen rate, after its search) is made K
+times and each point of its curve is timed by the least of its K clocks, as
+`timeit` does: the runs are the same deterministic work (a rerun whose
+curve differs is an error), so what differs between them is the machine's
+noise, which decides a ratio when the reference reaches its target in a
+fraction of a second (digits). Records timed fewer times than asked are
+topped up with the missing runs only (not the reference's search; a record
+another kind of machine made, whose rerun is not the same curve, is made
+again whole); records name their `time_repeats` and each run's `run_times_s`.
 
 Prints a table; writes `bench/results/centralized_vs_tclearn.json` (means,
 95 % t-intervals, every run) and `centralized_vs_tclearn.png`. Jobs run on
@@ -55,6 +64,7 @@ Prints a table; writes `bench/results/centralized_vs_tclearn.json` (means,
 so an interrupted run keeps its complete seeds.
 
     python bench/centralized_vs_tclearn.py [--seeds 5] [--tasks digits bladder] [--jobs 2] [--redo reference]
+    python bench/centralized_vs_tclearn.py --tasks digits --adaptive-all --jobs 1 --time-repeats 3
     python bench/centralized_vs_tclearn.py --seeds 20 --tasks bladder --partners 4 --splits non-iid \
         --val-share 0.08333 --out bench/results/reference_val_share_bladder_niid4_seeds0-19.json
 """
@@ -148,7 +158,7 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def _reference(task_name: str, seed: int, partners: int, split: str,
-               grid: tuple[float, ...] | None = None) -> dict[str, Any]:
+               grid: tuple[float, ...] | None = None, held_out: bool = True) -> dict[str, Any]:
     import torch
 
     from tclearn.founding import coalition_data
@@ -161,7 +171,7 @@ def _reference(task_name: str, seed: int, partners: int, split: str,
     res = train_centralized_converged(task, data.pooled, data.test, task.default_hyperparams, seed=seed,
                                       model_seed=seed, learning_rates=grid or GRIDS[task_name], threads=1,
                                       val_share=_val_share)
-    return {"score": res.score, "held_out": _held_out_score(task, partners, seed, res.state),
+    return {"score": res.score, "held_out": _held_out_score(task, partners, seed, res.state) if held_out else None,
             "validation": res.val_score, "val_loss": res.val_loss,
             "learning_rate": res.learning_rate, "grid": list(grid or GRIDS[task_name]), "tried": res.tried,
             "epochs": res.epochs, "best_epoch": res.best_epoch, "time_s": res.seconds,
@@ -186,7 +196,8 @@ def _extend(task: str, seed: int, partners: int, split: str, old: dict[str, Any]
             "search_time_s": old["search_time_s"] + new["search_time_s"]}
 
 
-def _coalition(task: str, seed: int, partners: int, split: str, adaptive: bool) -> dict[str, Any]:
+def _coalition(task: str, seed: int, partners: int, split: str, adaptive: bool,
+               held_out: bool = True) -> dict[str, Any]:
     from tclearn.demo.engine import MODEL_FILE, DemoOptions, run_coalition
     from tclearn.learning import get_task
     from tclearn.learning.serialize import state_from_bytes
@@ -196,7 +207,8 @@ def _coalition(task: str, seed: int, partners: int, split: str, adaptive: bool) 
                                         adaptive_lr=adaptive, centralized=False, out=Path(tmp),
                                         per_partner=_per_partner(task, partners)))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
-    return {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
+    return {"final": run.final_score,
+            "final_held_out": _held_out_score(get_task(task), partners, seed, final) if held_out else None,
             "blocks": len(run.blocks), "accepted": run.accepted, "rejected": run.rejected,
             "honest_rejection_rate": run.honest_rejection_rate(), "stopped_because": run.extra["stopped_because"],
             "hyperparams_blocks": run.extra["hyperparams_blocks"], "wall_s": run.wall_time_s,
@@ -226,21 +238,84 @@ def _warm() -> None:
         get_task(name)
 
 
-def _init(val_share: float) -> None:
-    global _val_share
+def _init(val_share: float, repeats: int = 1) -> None:
+    global _val_share, _repeats
     _val_share = val_share
+    _repeats = repeats
     _warm()
 
 
+# `--time-repeats`: how many times each timed run is made; a worker's own count is set by `_init`
+_repeats = 1
+
+
+def least_times(curves: list[list[list[float]]], t_col: int, same: tuple[int, ...],
+                offsets: list[float] | None = None) -> list[list[float]]:
+    """One deterministic job's curve, each point's clock the least over its runs (`timeit`'s rule).
+
+    Every run of the job must give the same curve but for its clock (the
+    columns `same`, e.g. block index and score, equal to the bit): else the
+    job is not deterministic and its runs are not the same work, so nothing
+    is returned. `offsets`: each run's clock at which its own timing starts
+    (a coalition's data loaded): the least is taken over the clocks from that
+    point, then the least offset is added back, so a time to target counted
+    from the offset is the least over the runs too.
+    """
+    first = curves[0]
+    for other in curves[1:]:
+        if len(other) != len(first) or any(p[i] != q[i] for p, q in zip(first, other) for i in same):
+            raise RuntimeError("a rerun gave another curve: the job is not deterministic, its clocks cannot be pooled")
+    offs = offsets or [0.0] * len(curves)
+    base = min(offs)
+    out = []
+    for j, point in enumerate(first):
+        t = min(c[j][t_col] - o for c, o in zip(curves, offs)) + base
+        out.append([t if i == t_col else v for i, v in enumerate(point)])
+    return out
+
+
+def _more_clocks(side: str, task: str, seed: int, partners: int, split: str, adaptive: bool,
+                 out: dict[str, Any], n: int) -> dict[str, Any]:
+    """`out` with `n` more runs of its timed part: the same work, each point timed by the least clock so far.
+
+    The reference's search is not made again: its chosen rate's run is. A
+    rerun whose curve is not `out`'s raises `RuntimeError` (`least_times`).
+    """
+    if n <= 0:
+        return out
+    have = out.get("time_repeats", 1)
+    if side == "reference":
+        again = [_reference(task, seed, partners, split, (out["learning_rate"],), held_out=False) for _ in range(n)]
+        return {**out, "curve": least_times([out["curve"], *(a["curve"] for a in again)], 0, (1, 2)),
+                "time_repeats": have + n, "run_times_s": [*out.get("run_times_s", [out["time_s"]]),
+                                                          *(a["time_s"] for a in again)]}
+    runs = [_coalition(task, seed, partners, split, adaptive, held_out=False) for _ in range(n)]
+    ready = [out["data_ready_s"], *(r["data_ready_s"] for r in runs)]
+    return {**out, "curve": least_times([out["curve"], *(r["curve"] for r in runs)], 1, (0, 2), ready),
+            "data_ready_s": min(ready), "time_repeats": have + n,
+            "run_times_s": [*out.get("run_times_s", [out["wall_s"]]), *(r["wall_s"] for r in runs)]}
+
+
 def _job(job: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Any]]:
-    kind, task, seed, partners, split, adaptive = job[:6]
+    kind, task, seed_s, partners_s, split, adaptive_s = job[:6]
+    seed, partners, adaptive = int(seed_s), int(partners_s), adaptive_s == "1"
     t0 = time.perf_counter()
     if kind == "extend":
-        out = _extend(task, int(seed), int(partners), split, json.loads(job[6]))
+        out = _extend(task, seed, partners, split, json.loads(job[6]))
+    elif kind.startswith("retime-"):  # a record timed fewer times than asked: the missing runs only
+        side, old = kind.removeprefix("retime-"), json.loads(job[6])
+        try:
+            out = _more_clocks(side, task, seed, partners, split, adaptive, old,
+                               _repeats - old.get("time_repeats", 1))
+        except RuntimeError:  # not the same work here (another kind of machine made it): all of it again
+            job = (side, *job[1:6])
+            return _job(job)
     elif kind == "reference":
-        out = _reference(task, int(seed), int(partners), split)
+        out = _more_clocks(kind, task, seed, partners, split, adaptive, _reference(task, seed, partners, split),
+                           _repeats - 1)
     else:
-        out = _coalition(task, int(seed), int(partners), split, adaptive == "1")
+        out = _more_clocks(kind, task, seed, partners, split, adaptive,
+                           _coalition(task, seed, partners, split, adaptive), _repeats - 1)
     out["job_s"] = time.perf_counter() - t0
     out["machine"] = machine()
     return job, out
@@ -357,7 +432,13 @@ def main() -> None:
     ap.add_argument("--val-share", type=float, default=VAL_SHARE,
                     help="the reference's validation split of the pooled training data (default 0.15); the coalition "
                          "sets aside its own share as the partners' local test sets (the task's local_test_share)")
+    ap.add_argument("--time-repeats", type=int, default=1,
+                    help="make each timed run this many times (the reference's chosen rate, the coalition) and time "
+                         "each point of its curve by the least of its clocks, as timeit does: the same deterministic "
+                         "work, so the spread is the machine's noise (a rerun that gives another curve is an error)")
     args = ap.parse_args()
+    if args.time_repeats < 1:
+        ap.error("--time-repeats must be ≥ 1")
     if not 0.0 < args.val_share < 0.5:
         ap.error("--val-share must lie in (0, 0.5)")
     from tclearn.learning import get_task
@@ -391,11 +472,15 @@ def main() -> None:
             todo.append(j)
         elif j[0] == "reference" and set(GRIDS[j[1]]) - set(_grid_of(j[1], raw[key])):
             todo.append(("extend", *j[1:], json.dumps(raw[key])))
+        elif raw[key].get("time_repeats", 1) < args.time_repeats:  # timed fewer times than asked: top it up
+            todo.append((f"retime-{j[0]}", *j[1:], json.dumps(raw[key])))
     print(f"{len(jobs)} jobs, {len(todo)} to run on {args.jobs} processes", flush=True)
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.jobs, initializer=_init, initargs=(args.val_share,)) as pool:
+    init = (args.val_share, args.time_repeats)
+    with mp.get_context("spawn").Pool(args.jobs, initializer=_init, initargs=init) as pool:
         for job, out in pool.imap(_job, todo):
-            job = ("reference", *job[1:6]) if job[0] == "extend" else job
+            side = "reference" if job[0] == "extend" else job[0].removeprefix("retime-")
+            job = (side, *job[1:6])
             raw["|".join(job)] = out
             what = (f"score {out['score']:.4f} (lr {out['learning_rate']:g})" if job[0] == "reference"
                     else f"final {out['final']:.4f} in {out['blocks']} blocks")
