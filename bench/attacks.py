@@ -458,6 +458,11 @@ def plot(out: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     runs = [r for r in out["runs"] if "error" not in r]
+    if all(r["system"] == "tclearn" for r in runs):  # no baseline to set beside it: each attack's difference
+        from attacks_report import plot_deltas
+
+        plot_deltas(out, path)
+        return
     systems = ["tclearn"] + list(BASELINES)
     panels = [(fr, sp) for fr in ("20%", "40%") for sp in ("iid", "non-iid")
               if any(r["fraction"] == fr and r["split"] == sp for r in runs)]

@@ -3,9 +3,12 @@
 Kept apart from `bench/attacks.py` so the README's figures can be regenerated
 from the stored results without rerunning the grid:
 
-    python bench/attacks_report.py [bench/results/attacks.json] [--all]
+    python bench/attacks_report.py [bench/results/attacks.json] [--all] [--plot]
 
-(`--all`: every attack in the baseline table, not only label-flip, sign-flip and scale.)
+(`--all`: every attack in the baseline table, not only label-flip, sign-flip and scale;
+`--plot`: also redraw the file's figure beside it, `attacks.png` or, for a
+TCLearn-only file such as `attacks_converged.json`, each attack's difference
+from the clean run: `plot_deltas`.)
 
 Cells are means over the seeds in the file. A TCLearn cell is starred when
 the mean is more than 2 points under the mean clean run of the same split and
@@ -18,7 +21,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from statistics import mean
+from statistics import mean, stdev
 from typing import Any
 
 FRACTIONS = [("20%", "20%"), ("30%/10", "30% (3 of 10)"), ("40%", "40%")]
@@ -162,6 +165,74 @@ def baseline_table(runs: list[dict[str, Any]], attacks: tuple[str, ...] | None =
 ATTACK_ORDER = ["label-flip", "random-labels", "off-task", "noise", "sign-flip", "scale", "alie", "lazy", "replay"]
 
 
+# two-sided 95 % Student t quantiles by degrees of freedom (beyond the table: 1.96)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 19: 2.093}
+
+
+def mean_ci(xs: list[float]) -> tuple[float, float]:
+    """The mean of `xs` and the half-width of its 95 % t-interval (nan for a single value)."""
+    m = mean(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    return m, T975.get(len(xs) - 1, 1.96) * stdev(xs) / len(xs) ** 0.5
+
+
+def plot_deltas(out: dict[str, Any], path: Path) -> None:
+    """Each attack's final score minus the clean run's of the same seed, in points: mean and 95 % interval.
+
+    For a TCLearn-only file (the runs at convergence): final scores near 1.0
+    drawn as bars show nothing, while the goal is a difference of at most 1
+    point, so the differences are what is drawn, against the clean run
+    (filled) and against the honest-only run (open: the `lazy` attack's run
+    of the same seed, whose attackers' data never trains), with the goal's
+    band of ±1 point.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in out["runs"] if "error" not in r and r["system"] == "tclearn" and not r.get("collude")
+            and r["malicious_count"]]
+    fractions = [(fr, name) for fr, name in FRACTIONS if any(r["fraction"] == fr for r in runs)]
+    splits = [sp for sp in SPLITS if any(r["split"] == sp for r in runs)]
+    if not runs or not fractions:
+        return
+    attacks = sorted({str(r["attack"]) for r in runs},
+                     key=lambda a: ATTACK_ORDER.index(a) if a in ATTACK_ORDER else 99)
+    fig, axes = plt.subplots(len(splits), 1, figsize=(12, 3.6 * len(splits)), squeeze=False)
+    colours = ["tab:blue", "tab:red", "tab:green"]
+    for ax, sp in zip(axes[:, 0], splits):
+        ax.axhspan(-1, 1, color="0.9", zorder=0, label="goal: within 1 point of the clean run")
+        ax.axhline(0, color="k", lw=0.6)
+        for j, (fr, name) in enumerate(fractions):
+            x0 = [i + (j - (len(fractions) - 1) / 2) * 0.3 for i in range(len(attacks))]
+            for key, marker, face, dx, what in (("clean_final_score", "o", colours[j], -0.06, "clean"),
+                                                ("honest_only_final_score", "s", "none", 0.06, "honest-only")):
+                xs, ms, hs = [], [], []
+                for x, at in zip(x0, attacks):
+                    d = [100 * (r["final_score"] - r[key]) for r in runs
+                         if r["split"] == sp and r["fraction"] == fr and str(r["attack"]) == at and key in r]
+                    if d and not (key == "honest_only_final_score" and at == "lazy"):
+                        m, h = mean_ci(d)
+                        xs.append(x + dx)
+                        ms.append(m)
+                        hs.append(0.0 if h != h else h)
+                if xs:
+                    ax.errorbar(xs, ms, yerr=hs, fmt=marker, color=colours[j], mfc=face, capsize=3, lw=1,
+                                label=f"{name}: vs the {what} run")
+        ax.set_xticks(range(len(attacks)))
+        ax.set_xticklabels(attacks)
+        ax.set_ylabel("final score − reference (points)")
+        ax.set_title(f"{out.get('task', 'digits')}, {sp}: each attack against the clean and the honest-only run "
+                     f"of the same seed (mean, 95 % interval, {out['seeds']} seeds)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=5, loc="lower center")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     path = Path(args[0]) if args else Path("bench/results/attacks.json")
@@ -171,6 +242,14 @@ def main() -> None:
     print(per_attack_table(runs), "\n")
     print(goal_lines(out, runs))
     print(baseline_table(runs, None if "--all" in sys.argv else ("label-flip", "sign-flip", "scale")))
+    if "--plot" in sys.argv:
+        if any(r["system"] != "tclearn" for r in runs):
+            from attacks import plot  # the grid's own figure (imports torch)
+
+            plot(out, path.with_suffix(".png"))
+        else:
+            plot_deltas(out, path.with_suffix(".png"))
+        print(f"wrote {path.with_suffix('.png')}", file=sys.stderr)
 
 
 if __name__ == "__main__":
