@@ -21,8 +21,10 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Any
+
+from centralized_vs_tclearn import _ci  # the 95 % t-interval of the sibling bench (bench/ is on the path)
 
 FRACTIONS = [("20%", "20%"), ("30%/10", "30% (3 of 10)"), ("40%", "40%")]
 WIDE = ("30%/10 k7", "30% (3 of 10), k = 7")
@@ -165,18 +167,6 @@ def baseline_table(runs: list[dict[str, Any]], attacks: tuple[str, ...] | None =
 ATTACK_ORDER = ["label-flip", "random-labels", "off-task", "noise", "sign-flip", "scale", "alie", "lazy", "replay"]
 
 
-# two-sided 95 % Student t quantiles by degrees of freedom (beyond the table: 1.96)
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 19: 2.093}
-
-
-def mean_ci(xs: list[float]) -> tuple[float, float]:
-    """The mean of `xs` and the half-width of its 95 % t-interval (nan for a single value)."""
-    m = mean(xs)
-    if len(xs) < 2:
-        return m, float("nan")
-    return m, T975.get(len(xs) - 1, 1.96) * stdev(xs) / len(xs) ** 0.5
-
-
 def plot_deltas(out: dict[str, Any], path: Path) -> None:
     """Each attack's final score minus the clean run's of the same seed, in points: mean and 95 % interval.
 
@@ -214,7 +204,7 @@ def plot_deltas(out: dict[str, Any], path: Path) -> None:
                     d = [100 * (r["final_score"] - r[key]) for r in runs
                          if r["split"] == sp and r["fraction"] == fr and str(r["attack"]) == at and key in r]
                     if d and not (key == "honest_only_final_score" and at == "lazy"):
-                        m, h = mean_ci(d)
+                        m, h = _ci(d)
                         xs.append(x + dx)
                         ms.append(m)
                         hs.append(0.0 if h != h else h)

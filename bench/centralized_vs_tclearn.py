@@ -154,7 +154,6 @@ def _held_out_score(task: Any, partners: int, seed: int, state: Any) -> float | 
 VAL_SHARE = 0.15
 _val_share = VAL_SHARE
 
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def _reference(task_name: str, seed: int, partners: int, split: str,
@@ -325,11 +324,24 @@ def _time_to(curve: list[list[float]], target: float, t_col: int, s_col: int) ->
     return next((p[t_col] for p in curve if p[s_col] >= target), None)
 
 
+def t975(df: int) -> float:
+    """The two-sided 95 % Student t quantile for `df` degrees of freedom.
+
+    scipy's, exact for any df: a table that stopped at 9 (ten seeds) used to
+    fall back to the normal 1.96 beyond it, which made twenty-seed
+    intervals 7 % too narrow (t = 2.093 for df = 19).
+    """
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
 def _ci(xs: list[float]) -> tuple[float, float]:
+    """The mean of `xs` and the half-width of its 95 % t-interval (nan for a single value)."""
     m = statistics.mean(xs)
     if len(xs) < 2:
         return m, float("nan")
-    return m, T975.get(len(xs) - 1, 1.96) * statistics.stdev(xs) / math.sqrt(len(xs))
+    return m, t975(len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
 
 
 def summarise(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
