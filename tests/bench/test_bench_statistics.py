@@ -1,0 +1,55 @@
+"""The benchmarks' own arithmetic: pooled clocks of repeated runs and 95 % intervals.
+
+The README's time ratios and intervals come from these two helpers of
+`bench/centralized_vs_tclearn.py` (shared by `bench/attacks_report.py`,
+`bench/lr_schedule.py` and `bench/best_head.py`), so they are checked here
+rather than trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from centralized_vs_tclearn import _ci, least_times, t975  # noqa: E402
+
+
+def test_least_times_takes_each_points_least_clock_and_keeps_the_rest() -> None:
+    a = [[1, 0.50, 0.90], [2, 1.00, 0.95]]
+    b = [[1, 0.40, 0.90], [2, 1.20, 0.95]]
+    assert least_times([a, b], 1, (0, 2)) == [[1, 0.40, 0.90], [2, 1.00, 0.95]]
+    assert a == [[1, 0.50, 0.90], [2, 1.00, 0.95]]  # the inputs are left as they were
+
+
+def test_least_times_counts_from_each_runs_own_start() -> None:
+    # run a's data were ready at 0.10 s, run b's at 0.00 s: from that point a took 0.40 and 0.80, b 0.45 and 0.75
+    a = [[1, 0.50, 0.9], [2, 0.90, 0.95]]
+    b = [[1, 0.45, 0.9], [2, 0.75, 0.95]]
+    out = least_times([a, b], 1, (0, 2), offsets=[0.10, 0.00])
+    assert [p[1] - 0.00 for p in out] == pytest.approx([0.40, 0.75])
+
+
+def test_least_times_refuses_runs_that_are_not_the_same_work() -> None:
+    a = [[1, 0.5, 0.90], [2, 1.0, 0.95]]
+    with pytest.raises(RuntimeError, match="not deterministic"):
+        least_times([a, [[1, 0.4, 0.90], [2, 0.9, 0.96]]], 1, (0, 2))  # another score
+    with pytest.raises(RuntimeError, match="not deterministic"):
+        least_times([a, a[:1]], 1, (0, 2))  # a shorter curve
+
+
+@pytest.mark.parametrize(("df", "t"), [(1, 12.706), (4, 2.776), (9, 2.262), (19, 2.093), (29, 2.045)])
+def test_t_quantile_is_students_for_any_number_of_seeds(df: int, t: float) -> None:
+    assert t975(df) == pytest.approx(t, abs=1e-3)
+
+
+def test_interval_of_twenty_values_uses_t_not_the_normal_quantile() -> None:
+    xs = [float(i % 7) for i in range(20)]
+    m, h = _ci(xs)
+    assert m == statistics.mean(xs)
+    assert h == pytest.approx(2.093 * statistics.stdev(xs) / math.sqrt(20), rel=1e-3)
+    assert math.isnan(_ci([1.0])[1])
