@@ -254,8 +254,8 @@ def least_times(curves: list[list[list[float]]], t_col: int, same: tuple[int, ..
 
     Every run of the job must give the same curve but for its clock (the
     columns `same`, e.g. block index and score, equal to the bit): else the
-    job is not deterministic and its runs are not the same work, so nothing
-    is returned. `offsets`: each run's clock at which its own timing starts
+    job is not deterministic and its runs are not the same work, and it
+    raises `RuntimeError`. `offsets`: each run's clock at which its own timing starts
     (a coalition's data loaded): the least is taken over the clocks from that
     point, then the least offset is added back, so a time to target counted
     from the offset is the least over the runs too.

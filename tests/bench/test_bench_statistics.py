@@ -31,7 +31,9 @@ def test_least_times_counts_from_each_runs_own_start() -> None:
     a = [[1, 0.50, 0.9], [2, 0.90, 0.95]]
     b = [[1, 0.45, 0.9], [2, 0.75, 0.95]]
     out = least_times([a, b], 1, (0, 2), offsets=[0.10, 0.00])
-    assert [p[1] - 0.00 for p in out] == pytest.approx([0.40, 0.75])
+    assert [p[1] for p in out] == pytest.approx([0.40, 0.75])  # the least offset, 0.00, added back
+    out = least_times([a, b], 1, (0, 2), offsets=[0.10, 0.05])
+    assert [p[1] for p in out] == pytest.approx([0.45, 0.75])  # 0.40 and 0.70 from the start, + 0.05
 
 
 def test_least_times_refuses_runs_that_are_not_the_same_work() -> None:

@@ -249,3 +249,51 @@ def test_a_definite_answer_is_not_asked_again_and_a_stalling_proposer_costs_less
     flaky = _FlakyPeer({late.model_hash: BatchIds((_id(21),))}, clock, ["timeout"] * 3)
     reg.fetch_for(late.model_hash, {"m2": flaky})
     reg.check(late.model_hash)
+
+
+def test_a_node_that_stops_while_its_proposer_is_unreachable_abandons_the_check_without_refusing(tmp_path: Path) -> None:
+    # at shutdown the proposer's server often closes first: the validator's pause then finds its own stop set
+    clock = _Clock()
+    stopped = {"now": False}
+
+    def wait(s: float) -> bool:
+        clock.now += s
+        return stopped["now"]
+
+    logged: list[dict[str, Any]] = []
+    reg = BatchIdRegistry(tmp_path / "ids", lambda e, **f: logged.append({"event": e, **f}), wait=wait, clock=clock)
+    scored: list[str] = []
+
+    class Inner:
+        def evaluate(self, parent: str, candidate: str) -> str:
+            scored.append(candidate)
+            return "scores"
+
+    evaluator = IdCheckingEvaluator(Inner(), reg, lambda e, **f: logged.append({"event": e, **f}))
+    # while running, an unreachable proposer's batch is refused (and counted against it)
+    p = _proposal("m2", _hash("run"), [_id(1)])
+    reg.note(ProposalMsg(p))
+    reg.fetch_for(p.model_hash, {"m2": _FlakyPeer({}, clock, ["timeout"] * 100)})
+    with pytest.raises(InvalidModelError, match="batch refused"):
+        evaluator.evaluate(_hash("parent"), p.model_hash)
+    assert reg.refusals == 1 and not reg.stopping
+    # stopping: one failed attempt, then the pause returns at once; no refusal logged, no strike counted
+    stopped["now"] = True
+    q = _proposal("m2", _hash("stop"), [_id(2)])
+    reg.note(ProposalMsg(q))
+    peer = _FlakyPeer({}, clock, ["timeout"] * 100)
+    reg.fetch_for(q.model_hash, {"m2": peer})
+    assert peer.asked == 1 and reg.stopping
+    with pytest.raises(InvalidModelError, match="the node is stopping"):
+        evaluator.evaluate(_hash("parent"), q.model_hash)
+    assert reg.refusals == 1 and scored == []
+    assert [e["event"] for e in logged if e["event"].startswith("batch_")].count("batch_refused") == 1
+    assert any(e["event"] == "batch_check_abandoned" and e["candidate"] == q.model_hash for e in logged)
+    # lists that came are still judged while stopping: a spent sample claimed as new is refused, its id named
+    reg.spent.accept([_id(3)])
+    r = _proposal("m2", _hash("dup"), [_id(3)])
+    reg.note(ProposalMsg(r))
+    reg.fetch_for(r.model_hash, {"m2": _Peer({r.model_hash: BatchIds((_id(3),))})})
+    with pytest.raises(InvalidModelError, match="batch refused"):
+        evaluator.evaluate(_hash("parent"), r.model_hash)
+    assert reg.refusals == 2 and logged[-1]["event"] == "batch_refused" and logged[-1]["data_id"] == _id(3)

@@ -30,7 +30,11 @@ all: a validator slowed by load must not vote reject an honest batch for one
 late answer. A definite answer (200, or a 4xx such as "no lists") ends it at
 once. A proposer whose lists did not come gets half the budget for its next
 candidate, down to one attempt (lists that come reset it), so a proposer
-that stalls costs a validator little more than the one deadline.
+that stalls costs a validator little more than the one deadline. A validator
+whose pause finds its own node stopping (at shutdown the proposer's server
+often closes first) gives up without a verdict: no strike against the
+proposer, and the unchecked batch is logged `batch_check_abandoned`, not
+refused; lists that did come are still judged.
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ class BatchIdRegistry:
         self._counted: set[str] = set()  # the same ids as `spent`, readable as a set
         self._sum = 0  # their sum mod 2^256: a digest that does not depend on the order they were counted in
         self.refusals = 0
+        self.stopping = False  # set when a pause found the node stopping: what is unchecked then is not refused
 
     # --- files ---------------------------------------------------------------------
     def _path(self, model_hash: str) -> Path:
@@ -260,8 +265,11 @@ class BatchIdRegistry:
                     return self._claim_from(response, h, proposer, attempt)
                 reason = f"status {response.status}"
             self.log("batch_ids_fetch_failed", model=h, peer=proposer, attempt=attempt, reason=reason[:200])
-            if self.clock() + pause >= deadline or self.wait(pause):
+            if self.clock() + pause >= deadline:
                 break
+            if self.wait(pause):  # this node is stopping (its peers often are too): no strike, no verdict
+                self.stopping = True
+                return None
             pause *= 2
         with self._lock:
             self._strikes[proposer] = strikes + 1
@@ -313,6 +321,9 @@ class IdCheckingEvaluator:
         try:
             self.registry.check(candidate_model_hash)
         except BatchRefused as exc:
+            if exc.data_id is None and self.registry.stopping:  # lists not fetched because we stop: no refusal
+                self.log("batch_check_abandoned", candidate=candidate_model_hash, reason="node stopping")
+                raise InvalidModelError("batch not checked: the node is stopping") from None
             self.registry.refusals += 1
             self.log("batch_refused", candidate=candidate_model_hash,
                      proposer=self.registry.proposer_of(candidate_model_hash), data_id=exc.data_id,
