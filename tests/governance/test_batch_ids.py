@@ -297,3 +297,10 @@ def test_a_node_that_stops_while_its_proposer_is_unreachable_abandons_the_check_
     with pytest.raises(InvalidModelError, match="batch refused"):
         evaluator.evaluate(_hash("parent"), r.model_hash)
     assert reg.refusals == 2 and logged[-1]["event"] == "batch_refused" and logged[-1]["data_id"] == _id(3)
+    # and lists that came but do not match their proposal's count are refused, not abandoned
+    bad = _proposal("m2", _hash("bad-count"), [_id(4), _id(5)])
+    reg.note(ProposalMsg(bad))
+    reg.fetch_for(bad.model_hash, {"m2": _Peer({bad.model_hash: BatchIds((_id(4),))})})
+    with pytest.raises(InvalidModelError, match="batch refused"):
+        evaluator.evaluate(_hash("parent"), bad.model_hash)
+    assert reg.refusals == 3 and logged[-1]["event"] == "batch_refused"

@@ -102,6 +102,10 @@ def _proposal_of(block: Block) -> Proposal | None:
         return None
 
 
+class CheckAbandoned(Exception):
+    """A candidate's lists were not fetched because this node is stopping: the batch is neither passed nor refused."""
+
+
 class BatchIdRegistry:
     """The id lists this node holds, and the ids counted by committed increments (see the module docstring)."""
 
@@ -290,7 +294,11 @@ class BatchIdRegistry:
 
     # --- the check ------------------------------------------------------------------------
     def check(self, candidate_model_hash: str) -> None:
-        """Raise `BatchRefused` (naming the id) unless the candidate's lists are an honest account."""
+        """Raise `BatchRefused` (naming the id) unless the candidate's lists are an honest account.
+
+        `CheckAbandoned` instead when the lists are missing because this node
+        stopped asking for them (`stopping`): nothing was judged.
+        """
         with self._lock:
             proposal = self._proposals.get(candidate_model_hash)
             ids = self._claims.get(candidate_model_hash)
@@ -298,6 +306,8 @@ class BatchIdRegistry:
             if proposal is None:
                 raise BatchRefused(f"no proposal is known for candidate {candidate_model_hash[:12]}…")
             if ids is None:
+                if self.stopping:
+                    raise CheckAbandoned(f"the node is stopping: proposer {proposal.proposer}'s lists not fetched")
                 raise BatchRefused(f"proposer {proposal.proposer} served no id lists for its batch")
             if missing:  # the registry lags the chain (a peer did not serve some lists): say so, check what we know
                 self.log("batch_ids_incomplete", committed_without_lists=missing)
@@ -320,10 +330,10 @@ class IdCheckingEvaluator:
     def evaluate(self, parent_model_hash: str, candidate_model_hash: str) -> Any:
         try:
             self.registry.check(candidate_model_hash)
+        except CheckAbandoned as exc:  # no verdict on the batch: not a refusal
+            self.log("batch_check_abandoned", candidate=candidate_model_hash, reason=str(exc)[:300])
+            raise InvalidModelError(f"batch not checked: {exc}") from None
         except BatchRefused as exc:
-            if exc.data_id is None and self.registry.stopping:  # lists not fetched because we stop: no refusal
-                self.log("batch_check_abandoned", candidate=candidate_model_hash, reason="node stopping")
-                raise InvalidModelError("batch not checked: the node is stopping") from None
             self.registry.refusals += 1
             self.log("batch_refused", candidate=candidate_model_hash,
                      proposer=self.registry.proposer_of(candidate_model_hash), data_id=exc.data_id,
