@@ -34,6 +34,16 @@ the gap.
 
 `--references FILE` (a `bench/centralized_vs_tclearn.py` result) adds each
 run's gap to the converged centralised reference of the same seed and split.
+With `default` among the variants, every other variant is also compared with
+it seed by seed (`paired_vs_default`: the change of the final score on T, or
+on G for digits, in points; paired differences cancel what a seed's split and
+G do to both runs). `--first-seed N` runs seeds N … N + seeds − 1: fresh
+seeds, to check on other splits a choice made on the first ones (no
+references needed for the paired figures).
+
+A variant that sets `epochs=N` trains N epochs whatever the pools; `default`
+follows the task (bladder bounds the epochs by the hospitals' pool size:
+`Task.hyperparams_for`).
 
 Prints a table (mean final Dice, its 95 % t-interval, blocks, wall time) and
 writes `bench/results/lr_schedule_<task>.json` (every run; rerunning skips
@@ -47,6 +57,8 @@ the runs it holds). This is the measurement behind bladder's starting rate
         --out bench/results/increment_variants_bladder_iid10.json
     python bench/lr_schedule.py default share=0.4 share=0.6 --references bench/results/centralized_vs_tclearn.json \
         --out bench/results/increment_variants_bladder_niid4.json
+    python bench/lr_schedule.py default epochs=2 --partners 10 --split non-iid --first-seed 20 --seeds 20 \
+        --out bench/results/epochs2_bladder_niid10_seeds20-39.json
 """
 
 from __future__ import annotations
@@ -179,6 +191,8 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
     cls = type(get_task(task))  # this process runs one task's jobs only: the class default is the genesis's
     given = {field: v[key] for key, field in _HP_FIELDS.items() if key in v}
     cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, **given)
+    if "epochs" in v:  # the variant's epochs, not the task's bound by pool size (`Task.hyperparams_for`)
+        cls.max_pool_passes = None
     _patch_training(v)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,6 +213,8 @@ def main() -> None:
     ap.add_argument("variants", nargs="+", type=str)
     ap.add_argument("--task", default="bladder", choices=("bladder", "digits"))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds first-seed … first-seed + seeds − 1 (fresh seeds to check a choice made on others)")
     ap.add_argument("--partners", type=int, default=4)
     ap.add_argument("--split", default="non-iid")
     ap.add_argument("--jobs", type=int, default=2)
@@ -210,7 +226,8 @@ def main() -> None:
     for v in args.variants:
         _variant(v)
     raw: dict[str, Any] = json.loads(args.out.read_text())["raw"] if args.out.exists() else {}
-    jobs = [(args.task, v, s, args.partners, args.split) for v in args.variants for s in range(args.seeds)]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    jobs = [(args.task, v, s, args.partners, args.split) for v in args.variants for s in seeds]
     todo = [j for j in jobs if "|".join(map(str, j)) not in raw]
     print(f"{len(jobs)} runs, {len(todo)} to do on {args.jobs} processes", flush=True)
     # a fresh process per run: a variant patches its process (a class default, the optimiser), and a worker that
@@ -225,7 +242,7 @@ def main() -> None:
     refs_t: dict[int, float] = {}
     if args.references is not None:
         ref_raw = json.loads(args.references.read_text())["raw"]
-        ref_runs = {s: ref_raw[f"reference|{args.task}|{s}|{args.partners}|{args.split}|0"] for s in range(args.seeds)}
+        ref_runs = {s: ref_raw[f"reference|{args.task}|{s}|{args.partners}|{args.split}|0"] for s in seeds}
         refs = {s: r["score"] for s, r in ref_runs.items()}
         refs_t = {s: r["held_out"] for s, r in ref_runs.items() if r.get("held_out") is not None}
     summary: dict[str, Any] = {}
@@ -233,28 +250,54 @@ def main() -> None:
     print(f"{'variant':<22} {'seeds':>5} {'score':>17} {'gap on G':>15} {'gap on held-out T':>17} {'blocks':>7} "
           f"{'wall s':>7}")
     for v in args.variants:
-        runs = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))] for s in range(args.seeds)]
+        runs = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))] for s in seeds]
         finals = [r["final"] for r in runs]
         summary[v] = {**_mean_ci(finals), "finals": finals,
                       "blocks_mean": statistics.mean(r["blocks"] for r in runs),
                       "wall_s_mean": statistics.mean(r["wall_s"] for r in runs)}
         gap = "-"
         if refs:
-            gaps = [100 * (refs[s] - f) for s, f in enumerate(finals)]
+            gaps = [100 * (refs[s] - f) for s, f in zip(seeds, finals)]
             summary[v]["gap_points"] = {**_mean_ci(gaps), "runs": gaps}
             gap = f"{summary[v]['gap_points']['mean']:+6.2f} ± {summary[v]['gap_points']['ci95']:5.2f}"
         held = "-"
         if len(refs_t) == len(runs) and all(r.get("final_held_out") is not None for r in runs):
-            gaps_t = [100 * (refs_t[s] - r["final_held_out"]) for s, r in enumerate(runs)]
+            gaps_t = [100 * (refs_t[s] - r["final_held_out"]) for s, r in zip(seeds, runs)]
             summary[v]["gap_held_out_points"] = {**_mean_ci(gaps_t), "runs": gaps_t}
             held = f"{summary[v]['gap_held_out_points']['mean']:+6.2f} ± {summary[v]['gap_held_out_points']['ci95']:5.2f}"
         row = summary[v]
         print(f"{v:<22} {len(finals):>5} {row['mean']:.4f} ± {row['ci95']:.4f} {gap:>15} {held:>17} "
               f"{row['blocks_mean']:>7.0f} {row['wall_s_mean']:>7.0f}")
-    out = {"task": args.task, "partners": args.partners, "split": args.split, "summary": summary, "raw": raw}
+    paired = _paired(raw, args, seeds)
+    out = {"task": args.task, "partners": args.partners, "split": args.split, "seeds": seeds, "summary": summary,
+           "raw": raw, **({"paired_vs_default": paired} if paired else {})}
     if args.references is not None:
         out["references"] = {"file": args.references.name, "scores": refs}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _paired(raw: dict[str, Any], args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
+    """Each variant against `default`, seed by seed: the change of the final score (on T where there is one), in points.
+
+    Paired differences cancel what a seed's split and G do to both runs, so they tell
+    a tenth of a point apart where the variants' own intervals (±0.3–0.7) cannot.
+    """
+    if "default" not in args.variants:
+        return {}
+    key = "final_held_out" if all(raw["|".join(map(str, (args.task, "default", s, args.partners, args.split)))]
+                                  .get("final_held_out") is not None for s in seeds) else "final"
+    base = [raw["|".join(map(str, (args.task, "default", s, args.partners, args.split)))][key] for s in seeds]
+    out: dict[str, Any] = {}
+    for v in args.variants:
+        if v == "default":
+            continue
+        mine = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))][key] for s in seeds]
+        diffs = [100 * (m - b) for m, b in zip(mine, base)]
+        out[v] = {"score": key, **_mean_ci(diffs), "better": sum(d > 0 for d in diffs),
+                  "worse": sum(d < 0 for d in diffs), "runs": diffs}
+        print(f"{v} − default, seed by seed, on {'T' if key == 'final_held_out' else 'G'}: "
+              f"{out[v]['mean']:+.2f} ± {out[v]['ci95']:.2f} points (better in {out[v]['better']} of {len(seeds)})")
+    return out
 
 
 def _mean_ci(xs: list[float]) -> dict[str, float]:

@@ -159,7 +159,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     data = _coalition_data(task, opts)
     # the task's imports and its data in hand: where a centralised run's clock starts (`bench/centralized_vs_tclearn.py`)
     data_ready_s = time.perf_counter() - t_start
-    hp = task.default_hyperparams
+    hp = task.hyperparams_for([len(p) for p in data.partners])  # bladder: fewer epochs for small hospitals
     names = hospital_names(opts.partners)
     rng = random.Random(opts.seed)
     malicious = sorted(rng.sample(names[1:], opts.malicious)) if opts.malicious else []
@@ -176,7 +176,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),
         revert_authorized=(names[0],), initial_model_hash=init_hash, timestamp_ms=T0_MS, max_drop=opts.max_drop,
-        stopping=stopping, adaptive_lr=lr_policy, **(vault.genesis_fields() if vault is not None else {}))
+        stopping=stopping, adaptive_lr=lr_policy, hyperparams=hp, **(vault.genesis_fields() if vault is not None else {}))
     config, genesis = plan.config, plan.genesis()
 
     timer = Timer()
