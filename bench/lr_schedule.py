@@ -41,9 +41,11 @@ G do to both runs). `--first-seed N` runs seeds N … N + seeds − 1: fresh
 seeds, to check on other splits a choice made on the first ones (no
 references needed for the paired figures).
 
-A variant that sets `epochs=N` trains N epochs whatever the pools; `default`
-follows the task (bladder bounds the epochs by the hospitals' pool size:
-`Task.hyperparams_for`).
+`late=N`: N local epochs once a `hyperparams` block has lowered the rate
+(each partner's own choice, not written into genesis: an exploration of
+fewer epochs for the fine-tuning phase only). `passes=X`: at most X local passes over the mean hospital's pool per
+increment (`tclearn demo --max-pool-passes X`, `Task.hyperparams_for`: fewer
+epochs for small hospitals, none more).
 
 Prints a table (mean final Dice, its 95 % t-interval, blocks, wall time) and
 writes `bench/results/lr_schedule_<task>.json` (every run; rerunning skips
@@ -78,7 +80,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 _KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float,
-         "lts": float}
+         "lts": float, "passes": float, "late": int}
 # the variants that set a field of the task's default hyper-parameters (and so of genesis)
 _HP_FIELDS = {"lr": "learning_rate", "epochs": "epochs", "lts": "local_test_share"}
 
@@ -156,6 +158,16 @@ def _patch_training(v: dict[str, Any]) -> None:
             return fitted.updated({"batch_size": want}) if want != fitted.effective_batch_size else fitted
 
         partner_mod.batch_params = proportional
+    if "late" in v:  # `late=N`: N local epochs once a hyperparams block has lowered the rate (local only)
+        chosen = partner_mod.Partner.hyperparams
+
+        def late_epochs(self: Any, overrides: Any = None) -> Any:
+            hp = chosen(self, overrides)
+            if hp.learning_rate < self.hp.learning_rate and hp.epochs > v["late"]:
+                return hp.updated({"epochs": v["late"]})
+            return hp
+
+        partner_mod.Partner.hyperparams = late_epochs  # type: ignore[method-assign]
     train_mod.make_optimizer = make_optimizer
     if "damp" in v:
         train_mod.fit = damped_fit
@@ -191,15 +203,14 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
     cls = type(get_task(task))  # this process runs one task's jobs only: the class default is the genesis's
     given = {field: v[key] for key, field in _HP_FIELDS.items() if key in v}
     cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, **given)
-    if "epochs" in v:  # the variant's epochs, not the task's bound by pool size (`Task.hyperparams_for`)
-        cls.max_pool_passes = None
     _patch_training(v)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         run = run_coalition(DemoOptions(task=task, partners=partners, split=split, seed=seed, rounds=400,
                                         adaptive_lr=True, centralized=False, out=Path(tmp),
                                         per_partner=max(12, 96 // partners) if task == "bladder" else None,
-                                        stop_patience=int(v["patience"]) if "patience" in v else None))
+                                        stop_patience=int(v["patience"]) if "patience" in v else None,
+                                        max_pool_passes=v.get("passes")))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
     return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
                  "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,

@@ -1,40 +1,53 @@
-"""Small hospitals train fewer local epochs per increment (`Task.hyperparams_for`), and the demo founds with them."""
+"""`--max-pool-passes`: small hospitals train fewer local epochs per increment (`Task.hyperparams_for`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tclearn.cli import app
 from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.partners import PartnerTrainer
+from tclearn.errors import ConfigError
 from tclearn.learning import get_task
-from tclearn.learning.task_bladder import BladderTask
 from tclearn.ledger.sqlite_store import SQLiteChainStore
+
+
+def _genesis_hyperparams(path: Path) -> dict:
+    store = SQLiteChainStore(path, create=False)
+    genesis = next(iter(store))
+    store.close()
+    return genesis.payload["config"]["hyperparams"]
 
 
 def test_epochs_follow_the_mean_hospitals_pool() -> None:
     task = get_task("bladder")
     default = task.default_hyperparams
-    assert default.epochs == 3 and default.batch_size == 10 and BladderTask.max_pool_passes == 2.0
+    assert default.epochs == 3 and default.batch_size == 10
+    assert task.hyperparams_for([12] * 10) == default  # no bound asked: the task's epochs
     # 24 volumes, 21.6 trainable after L: 3 epochs over 10 are 1.4 passes over the pool
-    assert task.hyperparams_for([24] * 4) == default
+    assert task.hyperparams_for([24] * 4, 2.0) == default
     # 12 volumes, 10.8 trainable: 3 epochs would pass 2.8 times over nearly the whole pool
-    small = task.hyperparams_for([12] * 10)
+    small = task.hyperparams_for([12] * 10, 2.0)
     assert small.epochs == 2 and small.learning_rate == default.learning_rate
     assert small.genesis_dict()["epochs"] == 2
     # the mean pool decides, not the smallest (quantity skew: one small hospital does not set everyone's epochs)
-    assert task.hyperparams_for([30, 10, 9, 47]).epochs == 3
-    assert task.hyperparams_for([4] * 10).epochs == 1  # never below one epoch
-    assert task.hyperparams_for([]) == default
-    # digits keeps its calibrated 4 epochs over 256 of a ~300-image pool (2 epochs measured worse; README)
-    digits = get_task("digits")
+    assert task.hyperparams_for([30, 10, 9, 47], 2.0).epochs == 3
+    assert task.hyperparams_for([16] * 6, 2.0).epochs == 2 and task.hyperparams_for([17] * 6, 2.0).epochs == 3
+    # a pool smaller than a batch is drawn whole: each epoch is one pass over it
+    assert task.hyperparams_for([4] * 10, 2.0).epochs == 2 and task.hyperparams_for([4] * 10, 1.0).epochs == 1
+    assert task.hyperparams_for([12] * 10, 0.1).epochs == 1  # never below one epoch
+    assert task.hyperparams_for([0] * 3, 2.0) == default and task.hyperparams_for([], 2.0) == default
+    digits = get_task("digits")  # 4 epochs over 256 of a ~300-image pool: 3.4 passes
+    assert digits.hyperparams_for([300] * 4, 2.0).epochs == 2
     assert digits.hyperparams_for([300] * 4) == digits.default_hyperparams
-    assert digits.hyperparams_for([150] * 10) == digits.default_hyperparams
 
 
-@pytest.mark.parametrize(("per_partner", "epochs"), [(12, 2), (24, 3)])
-def test_the_demo_founds_and_trains_with_the_pools_epochs(tmp_path: Path, per_partner: int, epochs: int) -> None:
+@pytest.mark.parametrize(("passes", "epochs"), [(2.0, 2), (None, 3)])
+def test_the_demo_founds_and_trains_with_the_pools_epochs(tmp_path: Path, passes: float | None, epochs: int) -> None:
     used: list[int] = []
     original = PartnerTrainer._hp
 
@@ -43,15 +56,22 @@ def test_the_demo_founds_and_trains_with_the_pools_epochs(tmp_path: Path, per_pa
         used.append(hp.epochs)
         return hp
 
-    opts = DemoOptions(task="bladder", partners=4, per_partner=per_partner, rounds=2, seed=1, out=tmp_path,
-                       centralized=False, task_options={"shape": (16, 16, 16)})
+    opts = DemoOptions(task="bladder", partners=4, per_partner=12, rounds=2, seed=1, out=tmp_path,
+                       centralized=False, task_options={"shape": (16, 16, 16)}, max_pool_passes=passes)
     PartnerTrainer._hp = spy  # type: ignore[method-assign]
     try:
         run_coalition(opts)
     finally:
         PartnerTrainer._hp = original  # type: ignore[method-assign]
-    store = SQLiteChainStore(tmp_path / "chain.db", create=False)
-    genesis = next(iter(store))
-    store.close()
-    assert genesis.payload["config"]["hyperparams"]["epochs"] == epochs  # recorded for every member to read
+    assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == epochs  # recorded for every member to read
     assert used and set(used) == {epochs}  # and obeyed
+
+
+def test_the_demo_flag(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["demo", "--task", "digits", "--partners", "3", "--rounds", "1",
+                                   "--no-centralized", "--max-pool-passes", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "report.json").read_text())  # the run finished and reported
+    assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == 1  # ~400 trainable images, batches of 256
+    with pytest.raises(ConfigError, match="--max-pool-passes"):
+        DemoOptions(task="digits", max_pool_passes=0.0).check()

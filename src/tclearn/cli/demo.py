@@ -47,6 +47,10 @@ def demo_command(
                                                    "lowering "
                                                    "(default: half the stopping patience)"),
     per_partner: Optional[int] = typer.Option(None, "--per-partner", help="bladder: volumes per partner (default 24)"),
+    max_pool_passes: Optional[float] = typer.Option(
+        None, "--max-pool-passes",
+        help="at most this many local passes over the mean hospital's pool per increment: fewer epochs for small "
+             "hospitals, written into genesis (default: the task's epochs)"),
     lam: float = typer.Option(0.97, "--lambda", help="acceptance threshold λ in [0, 1]"),
     seed: int = typer.Option(0, "--seed", help="seed of everything: data, keys, training, network"),
     out: Path = typer.Option(Path("tclearn-demo"), "--out", help="output folder"),
@@ -133,7 +137,7 @@ def demo_command(
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
-                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
+                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, max_pool_passes=max_pool_passes, equal_budget=equal_budget,
                        task_options=options, level=level, watermark_alpha=watermark_alpha)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "

@@ -74,6 +74,9 @@ class DemoOptions:
     lr_factor: float = 0.5
     lr_patience: int | None = None  # None: half the stopping patience
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
+    # at most this many local passes over the mean hospital's trainable pool per increment: fewer epochs for
+    # small hospitals, recorded in genesis (`Task.hyperparams_for`; None: the task's epochs)
+    max_pool_passes: float | None = None
     equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
     level: str = "A"  # A: public models in memory; B: through the supervisor's vault; C: B + watermarked copies
     watermark_alpha: float = DEFAULT_ALPHA  # level C: the marks' amplitude, in units of each layer's std
@@ -114,6 +117,8 @@ class DemoOptions:
             raise ConfigError("--lr-patience must be ≥ 1")
         if self.per_partner is not None and self.per_partner < 4:
             raise ConfigError("--per-partner must be at least 4")
+        if self.max_pool_passes is not None and not 0.0 < self.max_pool_passes <= 100.0:
+            raise ConfigError("--max-pool-passes must lie in (0, 100]")
 
     def stopping_rule(self) -> StoppingRule | None:
         patience = self.stop_patience if self.stop_patience is not None else default_stop_patience(self.partners)
@@ -159,7 +164,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     data = _coalition_data(task, opts)
     # the task's imports and its data in hand: where a centralised run's clock starts (`bench/centralized_vs_tclearn.py`)
     data_ready_s = time.perf_counter() - t_start
-    hp = task.hyperparams_for([len(p) for p in data.partners])  # bladder: fewer epochs for small hospitals
+    hp = task.hyperparams_for([len(p) for p in data.partners], opts.max_pool_passes)
     names = hospital_names(opts.partners)
     rng = random.Random(opts.seed)
     malicious = sorted(rng.sample(names[1:], opts.malicious)) if opts.malicious else []

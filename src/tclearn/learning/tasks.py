@@ -100,27 +100,29 @@ class Task(ABC):
     # samples per evaluation forward pass (`evaluate.evaluate_model`): >1 only for a network whose rows of a
     # batch do not interact in eval mode, and whose `sample_scores` of a row do not depend on the other rows
     eval_chunk_size: ClassVar[int] = 1
-    # at most this many local passes over a typical hospital's trainable pool per increment (None: no bound;
-    # `hyperparams_for`)
-    max_pool_passes: ClassVar[float | None] = None
 
-    def hyperparams_for(self, pool_sizes: Sequence[int]) -> HyperParams:
-        """The default hyper-parameters for a coalition whose hospitals hold `pool_sizes` samples each.
+    def hyperparams_for(self, pool_sizes: Sequence[int], max_pool_passes: float | None = None) -> HyperParams:
+        """The default hyper-parameters, with epochs bounded by the hospitals' pools (`pool_sizes` samples each).
 
         Why the pools matter: an increment trains `epochs` passes over a batch
         of `batch_size` of the proposer's samples. When a hospital's whole
         trainable pool is little more than one batch, each increment passes
         over nearly all its data `epochs` times and pulls the shared model
-        towards that hospital. With `max_pool_passes` set, the epochs are
+        towards that hospital. With `max_pool_passes` (`tclearn demo
+        --max-pool-passes`; None: the defaults as they are), the epochs are
         lowered (never below 1, never above the default) so that an increment
         passes at most that many times over the mean hospital's trainable pool
-        (its pool less the `local_test_share` kept as L).
+        (its pool less the `local_test_share` kept as L; a pool smaller than a
+        batch is drawn whole, so each epoch is one pass over it).
         """
         hp = self.default_hyperparams
-        if self.max_pool_passes is None or not pool_sizes or not hp.batch_size:
+        if max_pool_passes is None or not pool_sizes or not hp.batch_size:
             return hp
         trainable = sum(pool_sizes) / len(pool_sizes) * (1.0 - hp.local_test_share)
-        epochs = max(1, min(hp.epochs, math.floor(self.max_pool_passes * trainable / hp.batch_size + 1e-9)))
+        if trainable <= 0:
+            return hp
+        per_epoch = min(hp.batch_size, trainable) / trainable  # passes over the pool per local epoch
+        epochs = max(1, min(hp.epochs, math.floor(max_pool_passes / per_epoch + 1e-9)))
         return hp if epochs == hp.epochs else replace(hp, epochs=epochs)
 
     @property
