@@ -43,9 +43,10 @@ references needed for the paired figures).
 
 `late=N`: N local epochs once a `hyperparams` block has lowered the rate
 (each partner's own choice, not written into genesis: an exploration of
-fewer epochs for the fine-tuning phase only). `passes=X`: at most X local passes over the mean hospital's pool per
-increment (`tclearn demo --max-pool-passes X`, `Task.hyperparams_for`: fewer
-epochs for small hospitals, none more).
+fewer epochs for the fine-tuning phase only). `passes=X`: at most X local
+passes over the mean hospital's pool per increment (`tclearn demo
+--max-pool-passes X`, `Task.hyperparams_for`: fewer epochs for small
+hospitals, never more).
 
 Prints a table (mean final Dice, its 95 % t-interval, blocks, wall time) and
 writes `bench/results/lr_schedule_<task>.json` (every run; rerunning skips

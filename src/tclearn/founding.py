@@ -34,6 +34,7 @@ from tclearn.ledger.verify import verify_chain
 
 if TYPE_CHECKING:
     from tclearn.data.split import CoalitionData
+    from tclearn.learning.hyperparams import HyperParams
     from tclearn.learning.tasks import Task
 
 __all__ = ["CoalitionPlan", "coalition_data", "data_key", "demo_data_key", "generated_identities",
@@ -130,15 +131,16 @@ def plan_for_task(task: Task, identities: Sequence[Identity], *, coalition_id: s
                   committee_size: int, test_set_hash: str, level: str = "A",
                   revert_authorized: Sequence[str] = (), architecture: str | None = None,
                   fingerprints: Mapping[str, str] | None = None, initial_model_hash: str | None = None,
-                  timestamp_ms: int | None = None, hyperparams: Any = None, **genesis_fields: Any) -> CoalitionPlan:
+                  timestamp_ms: int | None = None, hyperparams: HyperParams | None = None,
+                  **genesis_fields: Any) -> CoalitionPlan:
     """The plan of a coalition of `task` whose members' keys are `identities` (the first founds it).
 
     The task's default hyper-parameters and options go into genesis; its
     initial weights are drawn from `seed`. `architecture` defaults to the
     task's (the node launcher and `bench/network.py` have always recorded the
     task's name there, and pass it so their chains keep their bytes).
-    `hyperparams` (a `HyperParams`) defaults to the task's defaults; the demo
-    and the node launcher pass `task.hyperparams_for(the pools)`.
+    `hyperparams` defaults to the task's defaults; the demo passes
+    `task.hyperparams_for(its pools, --max-pool-passes)`.
     `genesis_fields` are further `GenesisConfig` fields (max_drop, stopping,
     adaptive_lr, supervisor, supervisor_key).
     """
@@ -152,7 +154,8 @@ def plan_for_task(task: Task, identities: Sequence[Identity], *, coalition_id: s
         members=tuple(MemberInfo(i.member_id, i.public_key, *((prints[i.member_id],) if i.member_id in prints
                                                                else ())) for i in identities),
         task=task.name, architecture=task.architecture if architecture is None else architecture,
-        model_config=dict(task.config), model_seed=seed, hyperparams=(hyperparams or task.default_hyperparams).genesis_dict(),
+        model_config=dict(task.config), model_seed=seed,
+        hyperparams=(hyperparams or task.default_hyperparams).genesis_dict(),
         lam=float(lam), committee_size=committee_size, test_set_hash=test_set_hash,
         founder=identities[0].member_id, revert_authorized=tuple(revert_authorized), **genesis_fields)
     return CoalitionPlan(config, identities[0], initial_model_hash,

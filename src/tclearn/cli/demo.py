@@ -137,7 +137,8 @@ def demo_command(
                        out=out, malicious=malicious, attack=attack, centralized=not no_centralized, split=split,
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
-                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, max_pool_passes=max_pool_passes, equal_budget=equal_budget,
+                       lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
+                       max_pool_passes=max_pool_passes,
                        task_options=options, level=level, watermark_alpha=watermark_alpha)
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "

@@ -69,8 +69,8 @@ class BladderTask(Task):
     # trained on 76 of 96 volumes against the reference's 82, and ended 0.4-0.5 Dice points under it on 4
     # non-IID hospitals over twenty seeds (+0.08 at 0.1; README, results)
     # Small hospitals (10 partners of 12 volumes) would end about 0.1 Dice point higher on T with 2 epochs
-    # (`tclearn demo --max-pool-passes 2`), but reach the centralised score minus 1 point 10-60 % later, so the
-    # default stays at 3 (README, results)
+    # (`tclearn demo --max-pool-passes 2`), but reach the centralised score minus 1 point later (median +22 %,
+    # up to +80 %), so the default stays at 3 (README, results)
     default_hyperparams: ClassVar[HyperParams] = HyperParams(
         learning_rate=0.03, optimizer="adam", epochs=3, min_batch_size=8, batch_size=10,
         micro_batch_size=4, local_test_share=0.1, momentum=0.0,

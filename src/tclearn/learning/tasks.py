@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import replace
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np

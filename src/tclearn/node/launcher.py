@@ -99,8 +99,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
     identities = generated_identities(ids)
     keys = {i.member_id: save_identity(i, out / "identities") for i in identities}
     t = get_task(task)
-    data = coalition_data(t, partners, seed)
-    test = data.test  # G: every node derives the same (node/data_source.py)
+    test = coalition_data(t, partners, seed).test  # G: every node derives the same (node/data_source.py)
     sup = None
     if level == "B":  # the supervisor: keys, vault (holding the initial model), vault.toml (node/vault_setup.py)
         from tclearn.learning.serialize import state_to_bytes
@@ -112,7 +111,7 @@ def _setup(out: Path, partners: int, task: str, seed: int, committee: int | None
                                                          "supervisor_key": sup.public_key}
     plan = plan_for_task(t, identities, coalition_id=f"net-{seed}", level=level, seed=seed, lam=lam,
                          committee_size=committee or min(3, partners - 1), test_set_hash=test.digest(),
-                         revert_authorized=(ids[0],), hyperparams=t.hyperparams_for([len(p) for p in data.partners]),
+                         revert_authorized=(ids[0],),
                          fingerprints={m: files[m].fingerprint for m in ids}, **sup_fields)
     (out / "genesis.block").write_bytes(plan.genesis().to_bytes())
     ports = ports or free_ports(partners)
