@@ -60,8 +60,8 @@ the runs it holds). This is the measurement behind bladder's starting rate
         --out bench/results/increment_variants_bladder_iid10.json
     python bench/lr_schedule.py default share=0.4 share=0.6 --references bench/results/centralized_vs_tclearn.json \
         --out bench/results/increment_variants_bladder_niid4.json
-    python bench/lr_schedule.py default epochs=2 --partners 10 --split non-iid --first-seed 20 --seeds 20 \
-        --out bench/results/epochs2_bladder_niid10_seeds20-39.json
+    python bench/lr_schedule.py default epochs=2 late=2 --partners 10 --split non-iid --first-seed 20 --seeds 20 \
+        --out bench/results/late_epochs_bladder_niid10_seeds20-39.json
 """
 
 from __future__ import annotations
