@@ -262,7 +262,7 @@ def main() -> None:
     print(f"{'variant':<22} {'seeds':>5} {'score':>17} {'gap on G':>15} {'gap on held-out T':>17} {'blocks':>7} "
           f"{'wall s':>7}")
     for v in args.variants:
-        runs = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))] for s in seeds]
+        runs = [_run_of(raw, args, v, s) for s in seeds]
         finals = [r["final"] for r in runs]
         summary[v] = {**_mean_ci(finals), "finals": finals,
                       "blocks_mean": statistics.mean(r["blocks"] for r in runs),
@@ -288,6 +288,11 @@ def main() -> None:
     args.out.write_text(json.dumps(out, indent=1) + "\n")
 
 
+def _run_of(raw: dict[str, Any], args: argparse.Namespace, variant: str, seed: int) -> dict[str, Any]:
+    """The stored run of `variant` and `seed` in this invocation's task, partners and split (the job's key)."""
+    return raw["|".join(map(str, (args.task, variant, seed, args.partners, args.split)))]
+
+
 def _paired(raw: dict[str, Any], args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
     """Each variant against `default`, seed by seed: the change of the final score (on T where there is one), in points.
 
@@ -296,14 +301,14 @@ def _paired(raw: dict[str, Any], args: argparse.Namespace, seeds: list[int]) -> 
     """
     if "default" not in args.variants:
         return {}
-    key = "final_held_out" if all(raw["|".join(map(str, (args.task, "default", s, args.partners, args.split)))]
-                                  .get("final_held_out") is not None for s in seeds) else "final"
-    base = [raw["|".join(map(str, (args.task, "default", s, args.partners, args.split)))][key] for s in seeds]
+    key = "final_held_out" if all(_run_of(raw, args, "default", s).get("final_held_out") is not None
+                                  for s in seeds) else "final"
+    base = [_run_of(raw, args, "default", s)[key] for s in seeds]
     out: dict[str, Any] = {}
     for v in args.variants:
         if v == "default":
             continue
-        mine = [raw["|".join(map(str, (args.task, v, s, args.partners, args.split)))][key] for s in seeds]
+        mine = [_run_of(raw, args, v, s)[key] for s in seeds]
         diffs = [100 * (m - b) for m, b in zip(mine, base)]
         out[v] = {"score": key, **_mean_ci(diffs), "better": sum(d > 0 for d in diffs),
                   "worse": sum(d < 0 for d in diffs), "runs": diffs}
