@@ -42,8 +42,12 @@ seeds, to check on other splits a choice made on the first ones (no
 references needed for the paired figures).
 
 `late=N`: N local epochs once a `hyperparams` block has lowered the rate
-(each partner's own choice, not written into genesis: an exploration of
-fewer epochs for the fine-tuning phase only). `passes=X`: at most X local
+(`tclearn demo --lr-epochs N`: the genesis policy's cap, carried by its
+first lowering block; `late=0`: no cap). Runs stored before 2026-12-01
+17:45 UTC made `late=N` a local patch of each partner (the same epochs, not
+written into the block), and their `default` had no cap: since then
+`default` is the task's own cap (bladder: 2 epochs for 12-volume
+hospitals, `Task.epochs_after_lowering`). `passes=X`: at most X local
 passes over the mean hospital's pool per increment (`tclearn demo
 --max-pool-passes X`, `Task.hyperparams_for`: fewer epochs for small
 hospitals, never more).
@@ -159,16 +163,6 @@ def _patch_training(v: dict[str, Any]) -> None:
             return fitted.updated({"batch_size": want}) if want != fitted.effective_batch_size else fitted
 
         partner_mod.batch_params = proportional
-    if "late" in v:  # `late=N`: N local epochs once a hyperparams block has lowered the rate (local only)
-        chosen = partner_mod.Partner.hyperparams
-
-        def late_epochs(self: Any, overrides: Any = None) -> Any:
-            hp = chosen(self, overrides)
-            if hp.learning_rate < self.hp.learning_rate and hp.epochs > v["late"]:
-                return hp.updated({"epochs": v["late"]})
-            return hp
-
-        partner_mod.Partner.hyperparams = late_epochs  # type: ignore[method-assign]
     train_mod.make_optimizer = make_optimizer
     if "damp" in v:
         train_mod.fit = damped_fit
@@ -211,7 +205,7 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
                                         adaptive_lr=True, centralized=False, out=Path(tmp),
                                         per_partner=max(12, 96 // partners) if task == "bladder" else None,
                                         stop_patience=int(v["patience"]) if "patience" in v else None,
-                                        max_pool_passes=v.get("passes")))
+                                        max_pool_passes=v.get("passes"), lr_epochs=v.get("late")))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
     return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
                  "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,

@@ -14,10 +14,10 @@ def _votes(g_old: float, g_new: float, n: int = 3) -> tuple:
     return tuple(SimpleNamespace(scores={"g_old": g_old, "g_new": g_new}, validator=f"v{i}") for i in range(n))
 
 
-def _fold(kinds_and_scores: list) -> Progress:
+def _fold(kinds_and_scores: list, epochs: int = 3) -> Progress:
     p = Progress()
-    p.observe(SimpleNamespace(kind="genesis", index=0, payload={"config": {"hyperparams": {"learning_rate": 0.01}}},
-                              quality_votes=()))
+    p.observe(SimpleNamespace(kind="genesis", index=0, quality_votes=(),
+                              payload={"config": {"hyperparams": {"learning_rate": 0.01, "epochs": epochs}}}))
     head = 0.5
     for i, item in enumerate(kinds_and_scores, 1):
         kind, value = item
@@ -26,9 +26,9 @@ def _fold(kinds_and_scores: list) -> Progress:
             head = value
         elif kind == "rejected":
             p.observe(SimpleNamespace(kind=kind, index=i, payload={}, quality_votes=_votes(head, value)))
-        else:  # hyperparams
-            p.observe(SimpleNamespace(kind=kind, index=i, payload={"hyperparams": {"learning_rate": value}},
-                                      quality_votes=()))
+        else:  # hyperparams: a rate, or a dict of values
+            hp = value if isinstance(value, dict) else {"learning_rate": value}
+            p.observe(SimpleNamespace(kind=kind, index=i, payload={"hyperparams": hp}, quality_votes=()))
     return p
 
 
@@ -64,3 +64,21 @@ def test_a_hyperparams_block_restarts_the_count_and_the_policy_halves_the_rate()
     p = _fold([("increment", 0.7), ("increment", 0.69), ("increment", 0.68), ("hyperparams", 0.004),
                ("increment", 0.69), ("increment", 0.68)])
     assert p.next_learning_rate(policy) is None  # at its floor
+
+
+def test_the_policy_caps_the_epochs_in_its_lowering_block_once() -> None:
+    policy = LearningRatePolicy(factor=0.5, patience=2, epochs=2)
+    stalled = [("increment", 0.7), ("increment", 0.69), ("increment", 0.68)]
+    assert _fold(stalled).next_hyperparams(policy) == {"learning_rate": pytest.approx(0.005), "epochs": 2}
+    assert _fold(stalled).next_hyperparams(LearningRatePolicy(factor=0.5, patience=2)) == {
+        "learning_rate": pytest.approx(0.005)}  # no cap in the policy: the rate alone
+    assert _fold(stalled, epochs=2).next_hyperparams(policy) == {"learning_rate": pytest.approx(0.005)}  # not lower
+    assert _fold(stalled, epochs=1).next_hyperparams(policy) == {"learning_rate": pytest.approx(0.005)}  # never raises
+    p = _fold(stalled + [("hyperparams", {"learning_rate": 0.005, "epochs": 2}), ("increment", 0.69),
+                         ("increment", 0.68)])
+    assert p.epochs == 2 and p.next_hyperparams(policy) == {"learning_rate": pytest.approx(0.0025)}
+    # a governance block raised the epochs again: the next lowering caps them again
+    p = _fold(stalled + [("hyperparams", {"learning_rate": 0.005, "epochs": 2}), ("hyperparams", {"epochs": 4}),
+                         ("increment", 0.69), ("increment", 0.68)])
+    assert p.epochs == 4 and p.next_hyperparams(policy) == {"learning_rate": pytest.approx(0.0025), "epochs": 2}
+    assert _fold([("increment", 0.7)]).next_hyperparams(policy) is None  # not stalled: nothing

@@ -5,6 +5,7 @@ Each test is named after the sentence of the convergence issue it checks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tclearn.data.accounting import BatchIds, BatchRefused, SpentIds, check_batc
 from tclearn.data.ids import dataset_ids, merkle_root
 from tclearn.demo.engine import DemoOptions, run_coalition
 from tclearn.demo.partners import PartnerTrainer
+from tclearn.errors import ConfigError
 from tclearn.ledger.policies import StoppingRule
 from tclearn.ledger.records import EMPTY_IDS_ROOT, Proposal
 from tclearn.ledger.sqlite_store import SQLiteChainStore
@@ -144,13 +146,13 @@ def test_the_stopping_rule_stops_the_coalition(converged_run) -> None:
 
 def test_a_hyperparams_block_from_the_adaptive_policy_is_certified_and_obeyed(tmp_path: Path) -> None:
     opts = DemoOptions(task="digits", partners=3, rounds=30, seed=3, out=tmp_path, centralized=False,
-                       stop_patience=8, adaptive_lr=True, lr_patience=2)
-    used: list[tuple[int, float]] = []
+                       stop_patience=8, adaptive_lr=True, lr_patience=2, lr_epochs=2)
+    used: list[tuple[int, float, int]] = []
     original = PartnerTrainer._hp
 
     def spy(self, hyperparams):
         hp = original(self, hyperparams)
-        used.append((self.proposed, hp.learning_rate))
+        used.append((self.proposed, hp.learning_rate, hp.epochs))
         return hp
 
     PartnerTrainer._hp = spy  # type: ignore[method-assign]
@@ -165,10 +167,14 @@ def test_a_hyperparams_block_from_the_adaptive_policy_is_certified_and_obeyed(tm
     first = hp_blocks[0]
     start = get_task("digits").default_hyperparams.learning_rate
     assert len(first.block_votes) >= 2 and first.payload["hyperparams"]["learning_rate"] == pytest.approx(start / 2)
+    assert first.payload["hyperparams"]["epochs"] == 2  # the policy's cap (digits trains 4), in the same block
+    assert all("epochs" not in b.payload["hyperparams"] for b in hp_blocks[1:])  # capped once
     assert run.extra["hyperparams_blocks"][0]["learning_rate"] == pytest.approx(start / 2)
-    # obeyed: the increments after it were trained with the lower rate
-    rates = {lr for _, lr in used}
-    assert start in rates and any(lr == pytest.approx(start / 2) for lr in rates)
+    assert run.extra["adaptive_lr"]["epochs"] == 2
+    # obeyed: the increments after it were trained with the lower rate and two epochs
+    assert (start, 4) in {(lr, e) for _, lr, e in used}
+    assert any(lr == pytest.approx(start / 2) and e == 2 for _, lr, e in used)
+    assert all(e == 2 for _, lr, e in used if lr < start) and all(e == 4 for _, lr, e in used if lr == start)
     after = [b for b in chain if b.kind == "increment" and b.index > first.index]
     assert after, "no increment after the hyperparams block"
 
@@ -184,6 +190,21 @@ def test_the_adaptive_policy_is_the_segmentation_demos_default_and_can_be_turned
     assert DemoOptions(task="bladder", adaptive_lr=False).lr_policy(hp, True) is None
     assert DemoOptions(task="digits").lr_policy(hp, False) is None
     assert DemoOptions(task="digits", adaptive_lr=True).lr_policy(hp, False) is not None
+
+
+
+def test_small_bladder_hospitals_train_two_epochs_once_the_rate_comes_down() -> None:
+    task, hp = get_task("bladder"), get_task("bladder").default_hyperparams
+    assert hp.epochs == 3 and task.epochs_after_lowering([12] * 10) == 2 and task.epochs_after_lowering([24] * 4) is None
+    assert get_task("digits").epochs_after_lowering([100] * 4) is None
+    assert DemoOptions(task="bladder").lr_policy(hp, True, 2).epochs == 2  # type: ignore[union-attr]
+    assert DemoOptions(task="bladder").lr_policy(hp, True, None).epochs is None  # type: ignore[union-attr]
+    assert DemoOptions(task="bladder", lr_epochs=0).lr_policy(hp, True, 2).epochs is None  # type: ignore[union-attr]
+    assert DemoOptions(task="bladder", lr_epochs=1).lr_policy(hp, True, 2).epochs == 1  # type: ignore[union-attr]
+    fewer = dataclasses.replace(hp, epochs=2)  # --max-pool-passes already trains 2: the task's cap is no cap
+    assert DemoOptions(task="bladder").lr_policy(fewer, True, 2).epochs is None  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="--lr-epochs"):
+        DemoOptions(task="bladder", lr_epochs=-1).check()
 
 
 def test_the_demo_with_three_partners_gets_a_committee_that_fits(tmp_path: Path) -> None:

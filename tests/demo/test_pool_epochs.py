@@ -1,4 +1,4 @@
-"""`--max-pool-passes`: small hospitals train fewer local epochs per increment (`Task.hyperparams_for`)."""
+"""`--max-pool-passes` and the adaptive policy's epochs cap: small hospitals train fewer local epochs per increment."""
 
 from __future__ import annotations
 
@@ -75,3 +75,31 @@ def test_the_demo_flag(tmp_path: Path) -> None:
     assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == 1  # ~400 trainable images, batches of 256
     with pytest.raises(ConfigError, match="--max-pool-passes"):
         DemoOptions(task="digits", max_pool_passes=0.0).check()
+
+
+def _genesis_policy(path: Path) -> dict:
+    store = SQLiteChainStore(path, create=False)
+    genesis = next(iter(store))
+    store.close()
+    return genesis.payload["config"].get("adaptive_lr", {})
+
+
+@pytest.mark.parametrize(("per_partner", "cap"), [(12, 2), (24, None)])
+def test_small_bladder_hospitals_found_the_policy_with_an_epochs_cap(tmp_path: Path, per_partner: int,
+                                                                     cap: int | None) -> None:
+    opts = DemoOptions(task="bladder", partners=4, per_partner=per_partner, rounds=1, seed=1, out=tmp_path,
+                       centralized=False, task_options={"shape": (16, 16, 16)})
+    run_coalition(opts)
+    assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == 3  # three epochs until the first lowering
+    assert _genesis_policy(tmp_path / "chain.db").get("epochs") == cap
+
+
+def test_the_lr_epochs_flag(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["demo", "--task", "digits", "--partners", "3", "--rounds", "1", "--adaptive-lr",
+                                   "--lr-epochs", "1", "--no-centralized", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert _genesis_policy(tmp_path / "chain.db")["epochs"] == 1
+    assert json.loads((tmp_path / "report.json").read_text())["adaptive_lr"]["epochs"] == 1
+    res = CliRunner().invoke(app, ["demo", "--task", "digits", "--rounds", "1", "--lr-epochs", "-2",
+                                   "--no-centralized", "--out", str(tmp_path / "bad")])
+    assert res.exit_code != 0 and "--lr-epochs must be ≥ 0" in res.output

@@ -3,10 +3,10 @@
 One coalition of four digits nodes: blocks are committed; the founder reverts
 to block 2 and training continues from block 2's model; a hyper-parameter
 change is obeyed by the increments trained after its block; the genesis
-adaptive learning-rate policy is carried out by the nodes; a member whose data
-repeats another's (m2 holds m1's partition) and whose modified node ignores
-the spent-id registry (`duplicating_node.py`) has its batch refused with the
-sample's id named; the founder removes m3, whose node stops at that block;
+adaptive learning-rate policy (a lower rate, and an epochs cap) is carried
+out by the nodes; a member whose data repeats another's (m2 holds m1's
+partition) and whose modified node ignores the spent-id registry
+(`duplicating_node.py`) has its batch refused with the sample's id named; the founder removes m3, whose node stops at that block;
 bad requests are refused with a clear message and exit code; a node killed
 mid-run comes back and the spent-id registry rebuilt from any node's chain
 and lists is the same.
@@ -64,7 +64,8 @@ def _with_adaptive_lr(out: Path) -> float:
     """Rewrite genesis (signed by the founder) with an adaptive learning-rate policy; the genesis rate."""
     old = Block.from_bytes((out / "genesis.block").read_bytes())
     config = dataclasses.replace(GenesisConfig.from_payload(old.payload["config"]),
-                                 adaptive_lr=LearningRatePolicy(factor=LR_FACTOR, patience=2, min_delta=0.5))
+                                 adaptive_lr=LearningRatePolicy(factor=LR_FACTOR, patience=2, min_delta=0.5,
+                                                                               epochs=1))
     founder = load_identity(out / "identities" / "m0.key", "m0")
     (out / "genesis.block").write_bytes(build_genesis(config, old.model_hash, founder, old.timestamp).to_bytes())
     return float(config.hyperparams["learning_rate"])
@@ -159,7 +160,19 @@ def test_a_running_coalition_is_governed_from_the_command_line(tmp_path: Path) -
     asked = [e for m in ("m0", "m1", "m2", "m3") for e in _events(out, m, "adaptive_lr_requested")]
     adaptive = [b for b in chain if b.kind == "hyperparams" and b.index != hp_index]
     assert asked and adaptive
-    assert all(set(b.payload["hyperparams"]) == {"learning_rate"} for b in adaptive)
+    # each lowering also caps the epochs at the policy's 1 while more are in force (genesis 4, the change above 2)
+    in_force = {0: int(chain[0].payload["config"]["hyperparams"]["epochs"])}
+    for b in chain[1:]:
+        epochs = b.payload["hyperparams"].get("epochs") if b.kind == "hyperparams" else None
+        in_force[b.index] = in_force[b.index - 1] if epochs is None else int(epochs)
+    for b in adaptive:
+        before_it = in_force[b.index - 1]
+        assert b.payload["hyperparams"] == ({"learning_rate": b.payload["hyperparams"]["learning_rate"]}
+                                            | ({"epochs": 1} if before_it > 1 else {}))
+    assert any("epochs" in b.payload["hyperparams"] for b in adaptive)
+    # and obeyed: every training at a height where one epoch was in force trained one
+    one = [e for m in ("m0", "m1", "m2") for e in _events(out, m, "trained") if in_force.get(e["height"] - 1) == 1]
+    assert one and all(e["epochs"] == 1 for e in one)
     # m3 is gone from the strengths after its removal, and contributes nothing after it
     assert all("m3" not in b.strengths for b in chain if b.index > removed_at)
     assert all(b.contributor != "m3" for b in chain if b.index > removed_at)

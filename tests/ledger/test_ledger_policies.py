@@ -32,6 +32,16 @@ def test_an_adaptive_lr_table_is_recorded_and_read_back() -> None:
     cfg, _ = parse_config(data)
     assert cfg.adaptive_lr == LearningRatePolicy(factor=0.25, patience=4, min_lr=1e-6)
     assert GenesisConfig.from_payload(cfg.to_payload()).adaptive_lr == cfg.adaptive_lr
+    assert "epochs" not in cfg.to_payload()["adaptive_lr"]  # a policy without the cap hashes as it always did
+
+
+def test_the_policy_s_epochs_cap_is_recorded_and_read_back() -> None:
+    data = _config()
+    data["adaptive_lr"] = {"factor": 0.5, "patience": 6, "epochs": 2}
+    cfg, _ = parse_config(data)
+    assert cfg.adaptive_lr == LearningRatePolicy(factor=0.5, patience=6, epochs=2)
+    assert cfg.to_payload()["adaptive_lr"]["epochs"] == 2
+    assert GenesisConfig.from_payload(cfg.to_payload()).adaptive_lr == cfg.adaptive_lr
 
 
 def test_without_the_keys_genesis_records_nothing_new() -> None:
@@ -49,6 +59,9 @@ def test_without_the_keys_genesis_records_nothing_new() -> None:
     (("adaptive_lr", "patience", -1), "adaptive_lr.patience"),
     (("adaptive_lr", "min_lr", 0), "adaptive_lr.min_lr"),
     (("adaptive_lr", "bogus", 1), "unknown adaptive_lr key"),
+    (("adaptive_lr", "epochs", 0), "adaptive_lr.epochs"),
+    (("adaptive_lr", "epochs", 2.5), "adaptive_lr.epochs"),
+    (("adaptive_lr", "epochs", True), "adaptive_lr.epochs"),
 ])
 def test_bad_policy_values_are_refused_naming_the_field(edit: tuple, message: str) -> None:
     data = copy.deepcopy(_config())

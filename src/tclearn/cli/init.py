@@ -42,7 +42,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "hyperparams": frozenset({"learning_rate", "optimizer", "epochs", "min_batch_size"}),
     "consensus": frozenset({"lambda", "committee_size", "revert_authorized", "max_drop", "stop_patience",
                             "stop_min_delta"}),
-    "adaptive_lr": frozenset({"factor", "patience", "min_lr", "min_delta"}),
+    "adaptive_lr": frozenset({"factor", "patience", "min_lr", "min_delta", "epochs"}),
     "test_set": frozenset({"hash"}),
     "kit": frozenset({"ca", "test_set", "test_set_kind", "tick_ms", "proposal_timeout_ticks"}),  # tclearn.site.kits
 }

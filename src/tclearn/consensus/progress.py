@@ -20,6 +20,8 @@ that catches up replays it.
   rounds without such an improvement (counted the same way), propose a
   `hyperparams` block that multiplies the learning rate by `factor`, never
   below `min_lr` (the paper's §3.1: lower the rate as the model matures).
+  With `epochs`, that block also caps the local epochs at `epochs`
+  (`next_hyperparams`).
 
 No torch, no clock: blocks in, decisions out.
 """
@@ -42,6 +44,7 @@ class Progress:
         self._steps: list[tuple[int, float]] = []  # (height, G) of the starting point and each increment
         self.last_hyperparams = 0  # height of the last hyperparams block
         self.learning_rate: float | None = None
+        self.epochs: int | None = None  # local epochs at the head (genesis, as changed by hyperparams blocks)
 
     @property
     def best(self) -> float | None:
@@ -50,14 +53,18 @@ class Progress:
     def observe(self, block: Block) -> None:
         self.height = block.index
         if block.kind == "genesis":
-            lr = block.payload.get("config", {}).get("hyperparams", {}).get("learning_rate")
+            hp = block.payload.get("config", {}).get("hyperparams", {})
+            lr, epochs = hp.get("learning_rate"), hp.get("epochs")
             self.learning_rate = None if lr is None else float(lr)
+            self.epochs = None if epochs is None else int(epochs)
             return
         if block.kind == "hyperparams":
             self.last_hyperparams = block.index
-            lr = block.payload.get("hyperparams", {}).get("learning_rate")
-            if lr is not None:
-                self.learning_rate = float(lr)
+            hp = block.payload.get("hyperparams", {})
+            if hp.get("learning_rate") is not None:
+                self.learning_rate = float(hp["learning_rate"])
+            if hp.get("epochs") is not None:
+                self.epochs = int(hp["epochs"])
             return
         g = majority_g_scores(block.quality_votes) if block.kind in ("increment", "rejected") else None
         if g is None:
@@ -96,3 +103,13 @@ class Progress:
             return None
         new = max(policy.min_lr, self.learning_rate * policy.factor)
         return new if new < self.learning_rate else None
+
+    def next_hyperparams(self, policy: LearningRatePolicy) -> dict[str, float | int] | None:
+        """The `hyperparams` request `policy` calls for now, or None: the lower rate, and the epochs cap if lower."""
+        lr = self.next_learning_rate(policy)
+        if lr is None:
+            return None
+        request: dict[str, float | int] = {"learning_rate": lr}
+        if policy.epochs is not None and self.epochs is not None and policy.epochs < self.epochs:
+            request["epochs"] = policy.epochs
+        return request

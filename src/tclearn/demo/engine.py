@@ -73,6 +73,9 @@ class DemoOptions:
     adaptive_lr: bool | None = None  # the genesis adaptive learning-rate policy (None: the task's default)
     lr_factor: float = 0.5
     lr_patience: int | None = None  # None: half the stopping patience
+    # with the policy: local epochs from its first lowering on (None: the task's, `Task.epochs_after_lowering`;
+    # 0: the epochs stay)
+    lr_epochs: int | None = None
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
     # at most this many local passes over the mean hospital's trainable pool per increment: fewer epochs for
     # small hospitals, recorded in genesis (`Task.hyperparams_for`; None: the task's epochs)
@@ -115,6 +118,8 @@ class DemoOptions:
             raise ConfigError("--lr-factor must lie in (0, 1)")
         if self.lr_patience is not None and self.lr_patience < 1:
             raise ConfigError("--lr-patience must be ≥ 1")
+        if self.lr_epochs is not None and self.lr_epochs < 0:
+            raise ConfigError("--lr-epochs must be ≥ 0 (0: the epochs stay as they are)")
         if self.per_partner is not None and self.per_partner < 4:
             raise ConfigError("--per-partner must be at least 4")
         if self.max_pool_passes is not None and not 0.0 < self.max_pool_passes <= 100.0:
@@ -124,12 +129,18 @@ class DemoOptions:
         patience = self.stop_patience if self.stop_patience is not None else default_stop_patience(self.partners)
         return StoppingRule(patience=patience, min_delta=self.stop_min_delta) if patience else None
 
-    def lr_policy(self, hp: Any, task_default: bool = False) -> LearningRatePolicy | None:
+    def lr_policy(self, hp: Any, task_default: bool = False,
+                  task_epochs: int | None = None) -> LearningRatePolicy | None:
+        """The genesis policy; `task_epochs`: the task's epochs after the first lowering (used unless --lr-epochs)."""
         if not (task_default if self.adaptive_lr is None else self.adaptive_lr):
             return None
         rule = self.stopping_rule()
         patience = self.lr_patience or max(1, (rule.patience if rule else default_stop_patience(self.partners)) // 2)
-        return LearningRatePolicy(factor=self.lr_factor, patience=patience, min_lr=hp.learning_rate / 100)
+        epochs = task_epochs if self.lr_epochs is None else (self.lr_epochs or None)
+        if self.lr_epochs is None and epochs is not None and epochs >= hp.epochs:
+            epochs = None  # the task's cap is no cap where --max-pool-passes already trains fewer epochs
+        return LearningRatePolicy(factor=self.lr_factor, patience=patience, min_lr=hp.learning_rate / 100,
+                                  epochs=epochs)
 
 
 def default_stop_patience(partners: int) -> int:
@@ -176,7 +187,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     member_store = (lambda m: store) if vault is None else vault.member_store
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
-    lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default)
+    lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default,
+                               task.epochs_after_lowering([len(p) for p in data.partners]))
     plan = plan_for_task(
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),
@@ -244,12 +256,12 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
                 f"converged: no accepted increment raised G by more than {stopping.min_delta:g} "
                 f"in the last {stopping.patience} accepted increments"))
         if lr_policy is not None and not stop and coalition is not None:
-            new_lr = tracker.next_learning_rate(lr_policy)
-            if new_lr is not None and lr_asked.get("at") != tracker.last_hyperparams:
-                lr_asked.update(at=tracker.last_hyperparams, lr=new_lr)  # once per stall: the block resets it
+            ask = tracker.next_hyperparams(lr_policy)
+            if ask is not None and lr_asked.get("at") != tracker.last_hyperparams:
+                lr_asked.update(at=tracker.last_hyperparams, lr=ask["learning_rate"])  # once per stall
                 driver = coalition.drivers.get(observer)
                 if driver is not None:
-                    driver.request_hyperparams({"learning_rate": new_lr})
+                    driver.request_hyperparams(ask)
 
     coalition = SimCoalition(
         genesis, identities, evaluators=evaluators, trainers=trainers,

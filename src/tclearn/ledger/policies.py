@@ -53,6 +53,10 @@ class LearningRatePolicy:
     patience: int = 8
     min_lr: float = 1e-5
     min_delta: float = 0.0
+    # local epochs from the first lowering on: each lowering block also caps the epochs at this
+    # (None: the epochs stay as they are). A later increment is a smaller step on a model that
+    # mostly knows its task; fewer passes over a small hospital's pool pull it less towards that pool.
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.factor < 1.0:
@@ -62,21 +66,25 @@ class LearningRatePolicy:
             raise ConfigError("adaptive_lr.min_lr must be > 0")
         if not 0.0 <= self.min_delta < 1.0:
             raise ConfigError("adaptive_lr.min_delta must lie in [0, 1)")
+        if self.epochs is not None:
+            _int(self.epochs, "adaptive_lr.epochs", 1)
 
     def to_dict(self) -> dict[str, Any]:
+        """Genesis' form; `epochs` only when set, so a genesis without it hashes as it always did."""
         return {"factor": float(self.factor), "patience": self.patience, "min_lr": float(self.min_lr),
-                "min_delta": float(self.min_delta)}
+                "min_delta": float(self.min_delta), **({} if self.epochs is None else {"epochs": self.epochs})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LearningRatePolicy":
         if not isinstance(d, Mapping):
             raise ConfigError("[adaptive_lr] must be a table")
-        unknown = sorted(set(d) - {"factor", "patience", "min_lr", "min_delta"})
+        unknown = sorted(set(d) - {"factor", "patience", "min_lr", "min_delta", "epochs"})
         if unknown:
             raise ConfigError(f"unknown adaptive_lr key(s): {', '.join(unknown)}")
         return cls(factor=_float(d.get("factor", 0.5), "adaptive_lr.factor"),
                    patience=_int(d.get("patience", 8), "adaptive_lr.patience", 1),
                    min_lr=_float(d.get("min_lr", 1e-5), "adaptive_lr.min_lr"),
-                   min_delta=_float(d.get("min_delta", 0.0), "adaptive_lr.min_delta"))
+                   min_delta=_float(d.get("min_delta", 0.0), "adaptive_lr.min_delta"),
+                   epochs=None if d.get("epochs") is None else _int(d["epochs"], "adaptive_lr.epochs", 1))
 
 

@@ -33,18 +33,22 @@ class LearningRateAsker:
         self.asked_at: int | None = None  # Progress.last_hyperparams when we last asked
 
     def after_commit(self, progress: Progress, state: ChainState,
-                     request: Callable[[dict[str, float]], None]) -> float | None:
-        """`progress` and `state` include the block just committed; the rate asked for, or None."""
-        new_lr = progress.next_learning_rate(self.policy)
-        if new_lr is None or self.asked_at == progress.last_hyperparams:
+                     request: Callable[[dict[str, float | int]], None]) -> float | None:
+        """`progress` and `state` include the block just committed; the rate asked for, or None.
+
+        The request also caps the epochs when the policy says so (`Progress.next_hyperparams`).
+        """
+        ask = progress.next_hyperparams(self.policy)
+        if ask is None or self.asked_at == progress.last_hyperparams:
             return None
         if proposer_of(state, state.height + 1) != self.member_id:
             return None
         self.asked_at = progress.last_hyperparams
+        new_lr = float(ask["learning_rate"])
         try:
-            request({"learning_rate": new_lr})
+            request(ask)
         except ConsensusError as exc:
             self.log("adaptive_lr_refused", learning_rate=new_lr, reason=str(exc)[:200])
             return None
-        self.log("adaptive_lr_requested", learning_rate=new_lr, height=state.height + 1)
+        self.log("adaptive_lr_requested", height=state.height + 1, **ask)
         return new_lr
