@@ -44,7 +44,7 @@ references needed for the paired figures).
 `late=N`: N local epochs once a `hyperparams` block has lowered the rate
 (`tclearn demo --lr-epochs N`: the genesis policy's cap, carried by its
 first lowering block; `late=0`: no cap). Runs stored before 2026-12-01
-17:45 UTC made `late=N` a local patch of each partner (the same epochs, not
+17:15 UTC made `late=N` a local patch of each partner (the same epochs, not
 written into the block), and their `default` had no cap: since then
 `default` is the task's own cap (bladder: 2 epochs for 12-volume
 hospitals, `Task.epochs_after_lowering`). `passes=X`: at most X local
