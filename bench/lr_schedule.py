@@ -46,8 +46,9 @@ references needed for the paired figures).
 first lowering block; `late=0`: no cap). Runs stored before 2026-12-01
 17:15 UTC made `late=N` a local patch of each partner (the same epochs, not
 written into the block), and their `default` had no cap: since then
-`default` is the task's own cap (bladder: 2 epochs for 12-volume
-hospitals, `Task.epochs_after_lowering`). `passes=X`: at most X local
+`default` is the task's own cap (bladder: 2 epochs,
+`Task.epochs_after_lowering`; from 17:15 to 18:35 UTC only for hospitals
+of under 17 volumes). `passes=X`: at most X local
 passes over the mean hospital's pool per increment (`tclearn demo
 --max-pool-passes X`, `Task.hyperparams_for`: fewer epochs for small
 hospitals, never more).

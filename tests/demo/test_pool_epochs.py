@@ -84,13 +84,13 @@ def _genesis_policy(path: Path) -> dict:
     return genesis.payload["config"].get("adaptive_lr", {})
 
 
-@pytest.mark.parametrize(("per_partner", "cap"), [(12, 2), (24, None)])
-def test_small_bladder_hospitals_found_the_policy_with_an_epochs_cap(tmp_path: Path, per_partner: int,
-                                                                     cap: int | None) -> None:
-    opts = DemoOptions(task="bladder", partners=4, per_partner=per_partner, rounds=1, seed=1, out=tmp_path,
-                       centralized=False, task_options={"shape": (16, 16, 16)})
+@pytest.mark.parametrize(("passes", "cap"), [(None, 2), (2.0, None)])
+def test_bladder_founds_the_policy_with_an_epochs_cap(tmp_path: Path, passes: float | None, cap: int | None) -> None:
+    opts = DemoOptions(task="bladder", partners=4, per_partner=12, rounds=1, seed=1, out=tmp_path,
+                       centralized=False, task_options={"shape": (16, 16, 16)}, max_pool_passes=passes)
     run_coalition(opts)
-    assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == 3  # three epochs until the first lowering
+    # three epochs until the first lowering, two after; where --max-pool-passes already trains two, no cap
+    assert _genesis_hyperparams(tmp_path / "chain.db")["epochs"] == (3 if passes is None else 2)
     assert _genesis_policy(tmp_path / "chain.db").get("epochs") == cap
 
 

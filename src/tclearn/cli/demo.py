@@ -49,7 +49,7 @@ def demo_command(
     lr_epochs: Optional[int] = typer.Option(
         None, "--lr-epochs",
         help="with --adaptive-lr: local epochs from the first lowering on, in the same certified block (default: "
-             "bladder and nifti 2 where the mean hospital holds fewer than 17 volumes, else unchanged; 0: unchanged)"),
+             "bladder and nifti 2, digits unchanged; 0: unchanged)"),
     per_partner: Optional[int] = typer.Option(None, "--per-partner", help="bladder: volumes per partner (default 24)"),
     max_pool_passes: Optional[float] = typer.Option(
         None, "--max-pool-passes",

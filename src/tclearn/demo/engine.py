@@ -73,7 +73,7 @@ class DemoOptions:
     adaptive_lr: bool | None = None  # the genesis adaptive learning-rate policy (None: the task's default)
     lr_factor: float = 0.5
     lr_patience: int | None = None  # None: half the stopping patience
-    # with the policy: local epochs from its first lowering on (None: the task's, `Task.epochs_after_lowering`;
+    # with the policy: local epochs from its first lowering on (None: the task's `epochs_after_lowering`;
     # 0: the epochs stay)
     lr_epochs: int | None = None
     per_partner: int | None = None  # bladder: volumes per partner (None: the task's default)
@@ -187,8 +187,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     member_store = (lambda m: store) if vault is None else vault.member_store
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
-    lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default,
-                               task.epochs_after_lowering([len(p) for p in data.partners]))
+    lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default, task.epochs_after_lowering)
     plan = plan_for_task(
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),

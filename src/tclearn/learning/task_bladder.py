@@ -61,9 +61,10 @@ class BladderTask(Task):
     # the demo founds bladder coalitions with the adaptive learning rate: it narrowed the gap to the converged
     # centralised model in every bladder configuration of bench/centralized_vs_tclearn.py (README, results)
     adaptive_lr_by_default: ClassVar[bool] = True
-    # twelve-volume hospitals (ten partners) train 2 epochs once the rate has come down, 24-volume ones keep 3:
-    # +0.10 ± 0.11 Dice points on T for non-IID 10 on fresh seeds (`bench/results/late_epochs_*.json`)
-    lr_pool_passes: ClassVar[float | None] = 2.0
+    # 2 local epochs once the rate has come down (3 before): on fresh seeds 20-39, paired on T, non-IID 10
+    # +0.10 ± 0.11 Dice points, IID 10 +0.09 ± 0.08, non-IID 4 +0.06 ± 0.09, IID 4 +0.00 ± 0.07
+    # (`bench/results/late_epochs_bladder_*_seeds20-39.json`)
+    epochs_after_lowering: ClassVar[int | None] = 2
     # Calibrated on 4 phantom partners (see the module docstring): Adam, 3 local epochs over 10 drawn
     # volumes in mini-batches of 4; the rate starts at 3e-2, where the centralised reference's validation
     # search lands most often, and the adaptive policy lowers it on stalls. One fresh volume in ten goes to

@@ -97,9 +97,12 @@ class Task(ABC):
     centralized_learning_rates: ClassVar[tuple[float, ...] | None] = None
     # whether `tclearn demo` founds its coalition with the adaptive learning-rate policy unless told otherwise
     adaptive_lr_by_default: ClassVar[bool] = False
-    # with that policy: from its first lowering on, at most this many local passes over the mean
-    # hospital's trainable pool per increment (`epochs_after_lowering`; None: the epochs stay)
-    lr_pool_passes: ClassVar[float | None] = None
+    # with that policy: the local epochs from its first lowering on, carried by that block (None: the
+    # epochs stay). Why only after the first lowering: fewer epochs from the start (`--max-pool-passes`)
+    # reach the centralised score later, an increment of fewer epochs doing less training for the same
+    # validation and signing; once the rate comes down, fewer passes over a hospital's pool pull the
+    # shared model less towards that pool, and the final score gains (`bench/lr_schedule.py late=2`, README)
+    epochs_after_lowering: ClassVar[int | None] = None
     # samples per evaluation forward pass (`evaluate.evaluate_model`): >1 only for a network whose rows of a
     # batch do not interact in eval mode, and whose `sample_scores` of a row do not depend on the other rows
     eval_chunk_size: ClassVar[int] = 1
@@ -127,21 +130,6 @@ class Task(ABC):
         per_epoch = min(hp.batch_size, trainable) / trainable  # passes over the pool per local epoch
         epochs = max(1, min(hp.epochs, math.floor(max_pool_passes / per_epoch + 1e-9)))
         return hp if epochs == hp.epochs else replace(hp, epochs=epochs)
-
-    def epochs_after_lowering(self, pool_sizes: Sequence[int]) -> int | None:
-        """The adaptive policy's epochs cap for hospitals of `pool_sizes` samples, or None (no lower cap).
-
-        Why only after the first lowering: early increments take large steps
-        that the validators check cheaply, and cutting their epochs costs
-        wall time to reach the centralised score; once the rate comes down,
-        fewer passes over a small hospital's pool pull the shared model less
-        towards that pool (`bench/lr_schedule.py late=2`). The same bound as
-        `hyperparams_for(pool_sizes, lr_pool_passes)`.
-        """
-        if self.lr_pool_passes is None:
-            return None
-        epochs = self.hyperparams_for(pool_sizes, self.lr_pool_passes).epochs
-        return epochs if epochs < self.default_hyperparams.epochs else None
 
     @property
     @abstractmethod
