@@ -55,7 +55,7 @@ class LearningRatePolicy:
     min_delta: float = 0.0
     # local epochs from the first lowering on: each lowering block also caps the epochs at this
     # (None: the epochs stay as they are). A later increment is a smaller step on a model that
-    # mostly knows its task; fewer passes over a small hospital's pool pull it less towards that pool.
+    # mostly knows its task; fewer passes over a hospital's pool pull it less towards that pool.
     epochs: int | None = None
 
     def __post_init__(self) -> None:
