@@ -192,7 +192,6 @@ def test_the_adaptive_policy_is_the_segmentation_demos_default_and_can_be_turned
     assert DemoOptions(task="digits", adaptive_lr=True).lr_policy(hp, False) is not None
 
 
-
 def test_bladder_hospitals_train_two_epochs_once_the_rate_comes_down() -> None:
     task, hp = get_task("bladder"), get_task("bladder").default_hyperparams
     assert hp.epochs == 3 and task.epochs_after_lowering == 2

@@ -16,11 +16,16 @@ from tclearn.learning import get_task
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 
 
-def _genesis_hyperparams(path: Path) -> dict:
+def _genesis_config(path: Path) -> dict:
+    """The config genesis records in the chain file at `path`."""
     store = SQLiteChainStore(path, create=False)
     genesis = next(iter(store))
     store.close()
-    return genesis.payload["config"]["hyperparams"]
+    return genesis.payload["config"]
+
+
+def _genesis_hyperparams(path: Path) -> dict:
+    return _genesis_config(path)["hyperparams"]
 
 
 def test_epochs_follow_the_mean_hospitals_pool() -> None:
@@ -78,10 +83,7 @@ def test_the_demo_flag(tmp_path: Path) -> None:
 
 
 def _genesis_policy(path: Path) -> dict:
-    store = SQLiteChainStore(path, create=False)
-    genesis = next(iter(store))
-    store.close()
-    return genesis.payload["config"].get("adaptive_lr", {})
+    return _genesis_config(path).get("adaptive_lr", {})
 
 
 @pytest.mark.parametrize(("passes", "cap"), [(None, 2), (2.0, None)])

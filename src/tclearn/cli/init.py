@@ -26,6 +26,8 @@ from tclearn.founding import generated_identities, plan_from_config, resolve_ini
 from tclearn.identity import Identity, load_identity, save_identity
 from tclearn.ledger.block import Block
 from tclearn.ledger.genesis import GenesisConfig, load_config, parse_config
+from tclearn.ledger.hyperparams import GENESIS_KEYS
+from tclearn.ledger.policies import LEARNING_RATE_POLICY_KEYS
 from tclearn.ledger.sqlite_store import SQLiteChainStore
 
 __all__ = ["init_command", "resolve_initial_model", "check_known_fields", "KNOWN_FIELDS", "CHAIN_FILE", "KEYS_DIR"]
@@ -39,10 +41,10 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "coalition": frozenset({"id", "level", "supervisor", "founder"}),
     "members": frozenset({"id", "public_key", "cert_fingerprint", "certificate", "url"}),  # the last two: kit mode
     "model": frozenset({"task", "architecture", "config", "seed"}),
-    "hyperparams": frozenset({"learning_rate", "optimizer", "epochs", "min_batch_size"}),
+    "hyperparams": frozenset(GENESIS_KEYS),
     "consensus": frozenset({"lambda", "committee_size", "revert_authorized", "max_drop", "stop_patience",
                             "stop_min_delta"}),
-    "adaptive_lr": frozenset({"factor", "patience", "min_lr", "min_delta", "epochs"}),
+    "adaptive_lr": LEARNING_RATE_POLICY_KEYS,
     "test_set": frozenset({"hash"}),
     "kit": frozenset({"ca", "test_set", "test_set_kind", "tick_ms", "proposal_timeout_ticks"}),  # tclearn.site.kits
 }

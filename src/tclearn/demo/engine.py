@@ -234,7 +234,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     tracker = Progress()
     tracker.observe(genesis)
     stop: dict[str, Any] = {}  # height and reason once the stopping rule fires
-    lr_asked: dict[str, float] = {}
+    lr_asked: dict[str, int] = {}  # "at": Progress.last_hyperparams when the policy last asked
     coalition: SimCoalition | None = None
     journal = None if vault is None else (vault.root / "journal.jsonl", vault.identity.public_key)
     exported = watch(observer, chain_stores, journal) if watch is not None else None
@@ -257,7 +257,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         if lr_policy is not None and not stop and coalition is not None:
             ask = tracker.next_hyperparams(lr_policy)
             if ask is not None and lr_asked.get("at") != tracker.last_hyperparams:
-                lr_asked.update(at=tracker.last_hyperparams, lr=ask["learning_rate"])  # once per stall
+                lr_asked["at"] = tracker.last_hyperparams  # once per stall: the block resets it
                 driver = coalition.drivers.get(observer)
                 if driver is not None:
                     driver.request_hyperparams(ask)

@@ -11,7 +11,10 @@ from typing import Any, Mapping
 
 from tclearn.errors import ConfigError
 
-__all__ = ["StoppingRule", "LearningRatePolicy"]
+__all__ = ["StoppingRule", "LearningRatePolicy", "LEARNING_RATE_POLICY_KEYS"]
+
+# the keys of genesis' [adaptive_lr] table (`tclearn init` refuses any other as a typo)
+LEARNING_RATE_POLICY_KEYS = frozenset({"factor", "patience", "min_lr", "min_delta", "epochs"})
 
 
 def _int(value: Any, name: str, minimum: int) -> int:
@@ -78,7 +81,7 @@ class LearningRatePolicy:
     def from_dict(cls, d: Mapping[str, Any]) -> "LearningRatePolicy":
         if not isinstance(d, Mapping):
             raise ConfigError("[adaptive_lr] must be a table")
-        unknown = sorted(set(d) - {"factor", "patience", "min_lr", "min_delta", "epochs"})
+        unknown = sorted(set(d) - LEARNING_RATE_POLICY_KEYS)
         if unknown:
             raise ConfigError(f"unknown adaptive_lr key(s): {', '.join(unknown)}")
         return cls(factor=_float(d.get("factor", 0.5), "adaptive_lr.factor"),
