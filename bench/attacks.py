@@ -28,6 +28,14 @@ FLTrust's root set: 50 samples drawn from the pooled training data (seeded),
 trained by the server each round (40 train, 10 unused).
 
     python bench/attacks.py [--quick] [--seeds 1] [--workers 2] [--out bench/results/attacks.json]
+
+`--first-seed N` runs seeds N … N + seeds − 1 (fresh seeds, to test a choice
+made on the first ones); `--adaptive-lr/--no-adaptive-lr` founds every TCLearn
+coalition with or without the genesis adaptive learning-rate policy (default:
+the task's, on for digits since 2026-12-01). The test that made it digits'
+default: `--converge --ten --no-baselines --no-collude --splits non-iid
+--fractions 0%/10 30%/10 --attacks lazy --seeds 20 --first-seed 10`, with and
+without the policy (README, results).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from tclearn.quality import g_floor_broken
 
 TASK = "digits"
 ROUNDS = 14
+ADAPTIVE_LR: bool | None = None  # --adaptive-lr/--no-adaptive-lr: the genesis policy (None: the task's default)
 CONVERGE_CAP = 300  # --converge: a cap; the demo's stopping rule (no gain on G for max(12, 3 x partners) rounds) ends runs
 COMMITTEE = 3
 LAM = 0.97
@@ -88,7 +97,7 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[
         run = run_coalition(DemoOptions(task=TASK, partners=n, rounds=ROUNDS, committee=committee_of(label), lam=LAM,
                                         seed=seed,
                                         out=Path(tmp), malicious=m, attack=attack, centralized=False, split=split,
-                                        collude=collude, max_drop=MAX_DROP))
+                                        collude=collude, max_drop=MAX_DROP, adaptive_lr=ADAPTIVE_LR))
     props = run.proposals
     degrading = [b for b in props if b.score_new is None
                  or (b.score_old is not None and g_floor_broken(b.score_old, b.score_new, 0.01))]
@@ -108,6 +117,7 @@ def tclearn_job(args: tuple[str, int, int, str | None, str, int, bool]) -> dict[
         "honest_rejected_not_degrading": sum(1 for b in honest if b.kind == "rejected" and b not in degrading),
         "false_rejection_share": run.honest_rejection_rate(),
         "stopped_because": run.extra.get("stopped_because"), "blocks": len(run.blocks), "wall_s": run.wall_time_s,
+        "adaptive_lr": run.extra.get("adaptive_lr") is not None,
     }
 
 
@@ -249,10 +259,14 @@ def _run(job: tuple[str, tuple]) -> dict[str, Any]:
 
 
 def main() -> None:
-    global ROUNDS
+    global ROUNDS, ADAPTIVE_LR
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="iid only; attacks label-flip, sign-flip, scale, alie")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds N … N + seeds − 1 (fresh seeds)")
+    ap.add_argument("--adaptive-lr", action=argparse.BooleanOptionalAction, default=None,
+                    help="found every TCLearn coalition with (or without) the genesis adaptive learning-rate "
+                         "policy (default: the task's, off for digits)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--baseline-fractions", nargs="+", default=["0%", "20%", "40%"],
                     help="fractions for the baselines (add 0%%/10 30%%/10 for 10 partners)")
@@ -276,6 +290,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.converge:
         ROUNDS = CONVERGE_CAP  # the pool's workers are forked after this: they see it
+    ADAPTIVE_LR = a.adaptive_lr  # likewise
     if a.out is None:
         a.out = Path("bench/results/attacks_converged.json" if a.converge else "bench/results/attacks.json")
     attacks = ["label-flip", "sign-flip", "scale", "alie"] if a.quick else (a.attacks or list(ATTACKS))
@@ -284,7 +299,7 @@ def main() -> None:
                  and (a.fractions is None or f[0] in a.fractions)]
 
     jobs: list[tuple[str, tuple]] = []
-    for seed in range(a.seeds):
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
         for split in splits:
             for label, n, m in fractions:
                 for attack in ([None] if m == 0 else attacks):
@@ -389,7 +404,7 @@ def main() -> None:
         }
     out = {
         "task": TASK, "rounds": ROUNDS, "committee": COMMITTEE, "wide_committee": WIDE_COMMITTEE, "lam": LAM, "seeds": a.seeds, "quick": a.quick,
-        "max_drop": MAX_DROP,
+        "first_seed": a.first_seed, "adaptive_lr": a.adaptive_lr, "max_drop": MAX_DROP,
         "converge": bool(a.converge),
         "notes": [f"30% is 3 of 10 partners ('30%/10', clean reference '0%/10'), rounds "
                   f"{'until converged (cap ' + str(ROUNDS) + ')' if a.converge else ROUNDS}",

@@ -4,6 +4,7 @@ Kept apart from `bench/attacks.py` so the README's figures can be regenerated
 from the stored results without rerunning the grid:
 
     python bench/attacks_report.py [bench/results/attacks.json] [--all] [--plot]
+    python bench/attacks_report.py --paired BEFORE.json AFTER.json   # the same jobs under two settings
 
 (`--all`: every attack in the baseline table, not only label-flip, sign-flip and scale;
 `--plot`: also redraw the file's figure beside it, `attacks.png` or, for a
@@ -223,14 +224,86 @@ def plot_deltas(out: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def converge_table(runs: list[dict[str, Any]]) -> str:
+    """The goal of `attacks.py --converge`: each attack's final score minus the clean and the honest-only run of
+    its seed (mean ± 95 % interval over the seeds, points), at 20 % and 30 %, and how many means lie within 1 point.
+
+    The honest-only run is the `lazy` attack of the same fraction and seed (its candidates are refused).
+    """
+    tc = [r for r in runs if r["system"] == "tclearn" and not r.get("collude") and not _wide(r)]
+    attacks = sorted({str(r["attack"]) for r in tc if r["malicious_count"]},
+                     key=lambda a: ATTACK_ORDER.index(a) if a in ATTACK_ORDER else 99)
+    lines = ["| split, fraction | " + " | ".join(attacks) + " | means within 1 point of clean |",
+             "|---" * (len(attacks) + 2) + "|"]
+    for sp in SPLITS:
+        for fr in LE30:
+            cells, within = [], 0
+            for at in attacks:
+                rows = [r for r in tc if r["split"] == sp and r["fraction"] == fr and str(r["attack"]) == at
+                        and "clean_final_score" in r]
+                if not rows:
+                    cells.append("–")
+                    continue
+                m, h = _ci([100 * (r["final_score"] - r["clean_final_score"]) for r in rows])
+                within += m >= -1.0 - 1e-9  # a mean of whole G samples may land on the line
+                honest = [100 * (r["final_score"] - r["honest_only_final_score"]) for r in rows
+                          if "honest_only_final_score" in r]
+                vs_honest = f" ({_ci(honest)[0]:+.2f})" if honest and at != "lazy" else ""
+                cells.append(f"{m:+.2f} ± {h:.2f}{vs_honest}")
+            if any(c != "–" for c in cells):
+                lines.append(f"| {sp} {fr} | " + " | ".join(cells) + f" | {within} of {len(attacks)} |")
+    lines.append("\n(each cell: minus the clean run of the same seed, mean ± 95 % interval; in brackets: minus the "
+                 "honest-only run)")
+    return "\n".join(lines)
+
+
+def paired_table(before: Path, after: Path) -> str:
+    """Two runs of the same jobs under two settings (`attacks.py --adaptive-lr` and without), seed by seed.
+
+    Per split, fraction and attack held by both files: each run's final score minus the clean run of its seed
+    under either setting, and the change of that difference and of the clean run itself, in points (mean ±
+    95 % interval over the seeds both files hold). Paired differences cancel what a seed's split does to both.
+    """
+    def finals(path: Path) -> dict[tuple[str, str, str, int], float]:
+        return {(r["split"], r["fraction"], str(r["attack"]), r["seed"]): 100 * r["final_score"]
+                for r in _load(path)[1] if r["system"] == "tclearn" and not r.get("collude")}
+
+    a, b = finals(before), finals(after)
+    lines = [f"<!-- paired: {before} → {after} -->",
+             "| split, fraction, attack | seeds | − clean, before | − clean, after | change | clean's own change |",
+             "|---|---|---|---|---|---|"]
+    for split, fraction, attack in sorted({k[:3] for k in a} & {k[:3] for k in b}):
+        clean = CLEAN_OF.get(fraction)
+        if attack == "None" or clean is None:
+            continue
+        seeds = sorted(s for (sp, fr, at, s) in a if (sp, fr, at) == (split, fraction, attack)
+                       and all((sp, f, x, s) in d for d in (a, b) for f, x in ((fr, at), (clean, "None"))))
+        if len(seeds) < 2:
+            continue
+        da = [a[(split, fraction, attack, s)] - a[(split, clean, "None", s)] for s in seeds]
+        db = [b[(split, fraction, attack, s)] - b[(split, clean, "None", s)] for s in seeds]
+        dc = [b[(split, clean, "None", s)] - a[(split, clean, "None", s)] for s in seeds]
+        cells = [_ci(da), _ci(db), _ci([y - x for x, y in zip(da, db)]), _ci(dc)]
+        lines.append(f"| {split} {fraction} {attack} | {len(seeds)} | "
+                     + " | ".join(f"{m:+.2f} ± {h:.2f}" for m, h in cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--paired" in sys.argv:  # bench/attacks_report.py --paired BEFORE.json AFTER.json
+        if len(args) != 2:
+            raise SystemExit("--paired needs two result files: before and after")
+        print(paired_table(Path(args[0]), Path(args[1])))
+        return
     path = Path(args[0]) if args else Path("bench/results/attacks.json")
     out, runs = _load(path)
     print(f"<!-- generated by bench/attacks_report.py from {path} ({out['seeds']} seed(s)) -->\n")
     print(score_table(runs), "\n")
     print(per_attack_table(runs), "\n")
     print(goal_lines(out, runs))
+    if out.get("converge"):
+        print(converge_table(runs), "\n")
     print(baseline_table(runs, None if "--all" in sys.argv else ("label-flip", "sign-flip", "scale")))
     if "--plot" in sys.argv:
         if any(r["system"] != "tclearn" for r in runs):

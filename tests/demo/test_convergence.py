@@ -97,10 +97,14 @@ def test_the_ledger_refuses_counts_that_disagree_with_their_roots(ids) -> None:
 # --- the coalition -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def converged_run(tmp_path_factory) -> dict:
-    """3 digits partners: their data is contributed in the first rounds, then trained on again."""
+    """3 digits partners: their data is contributed in the first rounds, then trained on again.
+
+    The stopping rule alone (`--no-adaptive-lr`, digits' default before 2026-12-01): with the policy each
+    lowering renews the coalition's gains and it runs past the 40-round cap; the two together are tested below.
+    """
     out = tmp_path_factory.mktemp("converged")
     res = runner.invoke(app, ["demo", "--task", "digits", "--no-centralized", "--out", str(out), "--partners", "3",
-                              "--rounds", "40", "--stop-patience", "6", "--seed", "3"])
+                              "--rounds", "40", "--stop-patience", "6", "--seed", "3", "--no-adaptive-lr"])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     report["_chain"] = _chain(out / "chain.db")
@@ -144,6 +148,26 @@ def test_the_stopping_rule_stops_the_coalition(converged_run) -> None:
     verify_chain(chain, certificate_check=check_certificate)
 
 
+def test_with_the_default_adaptive_policy_the_coalition_stops_once_its_rate_is_at_the_floor(tmp_path: Path) -> None:
+    """Digits' default since 2026-12-01: each lowering resets the stall, so the stopping rule fires only when
+    the policy has nothing left to lower (its patience is half the rule's) and P more increments gained nothing."""
+    run = run_coalition(DemoOptions(task="digits", partners=3, rounds=200, seed=3, out=tmp_path, centralized=False,
+                                    stop_patience=6))
+    policy = run.extra["adaptive_lr"]
+    assert policy is not None and policy["patience"] == 3
+    assert run.extra["stopped_because"].startswith("converged"), run.extra["stopped_because"]
+    chain = _chain(tmp_path / "chain.db")
+    assert len(chain) - 1 < 200
+    rates = [b.payload["hyperparams"]["learning_rate"] for b in chain if b.kind == "hyperparams"]
+    start = get_task("digits").default_hyperparams.learning_rate
+    assert rates == pytest.approx([max(start / 2 ** k, policy["min_lr"]) for k in range(1, len(rates) + 1)])
+    assert rates[-1] == pytest.approx(policy["min_lr"]) == pytest.approx(start / 100)
+    progress = Progress()
+    for blk in chain:
+        progress.observe(blk)
+    assert progress.converged(StoppingRule(patience=6)) and progress.last_hyperparams < chain[-1].index
+
+
 def test_a_hyperparams_block_from_the_adaptive_policy_is_certified_and_obeyed(tmp_path: Path) -> None:
     opts = DemoOptions(task="digits", partners=3, rounds=30, seed=3, out=tmp_path, centralized=False,
                        stop_patience=8, adaptive_lr=True, lr_patience=2, lr_epochs=2)
@@ -179,11 +203,11 @@ def test_a_hyperparams_block_from_the_adaptive_policy_is_certified_and_obeyed(tm
     assert after, "no increment after the hyperparams block"
 
 
-def test_the_adaptive_policy_is_the_segmentation_demos_default_and_can_be_turned_off() -> None:
+def test_the_adaptive_policy_is_every_demo_task_default_and_can_be_turned_off() -> None:
     from tclearn.learning.task_bladder import NiftiTask
 
     assert get_task("bladder").adaptive_lr_by_default and NiftiTask.adaptive_lr_by_default
-    assert not get_task("digits").adaptive_lr_by_default
+    assert get_task("digits").adaptive_lr_by_default
     hp = get_task("bladder").default_hyperparams
     on = DemoOptions(task="bladder").lr_policy(hp, True)
     assert on is not None and on.min_lr == pytest.approx(hp.learning_rate / 100) and on.patience == 6

@@ -39,8 +39,8 @@ def demo_command(
     stop_min_delta: float = typer.Option(0.0, "--stop-min-delta", help="gain on G that counts as improvement"),
     adaptive_lr: Optional[bool] = typer.Option(None, "--adaptive-lr/--no-adaptive-lr",
                                                help="genesis adaptive learning-rate policy: certified hyperparams "
-                                                    "blocks lower the learning rate when G stalls (default: on for "
-                                                    "bladder and nifti, off for digits)"),
+                                                    "blocks lower the learning rate when G stalls (default: on; "
+                                                    "--no-adaptive-lr: a constant rate)"),
     lr_factor: float = typer.Option(0.5, "--lr-factor", help="with --adaptive-lr: factor applied at each stall"),
     lr_patience: Optional[int] = typer.Option(None, "--lr-patience",
                                               help="with --adaptive-lr: accepted increments without a gain before "
