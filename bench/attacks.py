@@ -266,7 +266,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="run seeds N … N + seeds − 1 (fresh seeds)")
     ap.add_argument("--adaptive-lr", action=argparse.BooleanOptionalAction, default=None,
                     help="found every TCLearn coalition with (or without) the genesis adaptive learning-rate "
-                         "policy (default: the task's, off for digits)")
+                         "policy (default: the task's, on for digits since 2026-12-01)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--baseline-fractions", nargs="+", default=["0%", "20%", "40%"],
                     help="fractions for the baselines (add 0%%/10 30%%/10 for 10 partners)")
