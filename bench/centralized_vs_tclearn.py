@@ -80,7 +80,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 RESULTS = Path(__file__).parent / "results"
 GRIDS = {"digits": (0.027, 0.009, 0.003, 0.001), "bladder": (0.27, 0.09, 0.03, 0.01)}
@@ -157,9 +157,13 @@ _val_share = VAL_SHARE
 
 
 def _reference(task_name: str, seed: int, partners: int, split: str,
-               grid: tuple[float, ...] | None = None, held_out: bool = True) -> dict[str, Any]:
+               grid: tuple[float, ...] | None = None, held_out: bool = True,
+               leave_out: Collection[int] = ()) -> dict[str, Any]:
+    """The converged centralised reference on the pooled pools of the demo's split (`leave_out`: partners whose
+    pools it does not get, `bench/honest_data_ceiling.py`)."""
     import torch
 
+    from tclearn.data.dataset import concat_datasets
     from tclearn.founding import coalition_data
     from tclearn.learning import get_task, train_centralized_converged
 
@@ -167,14 +171,16 @@ def _reference(task_name: str, seed: int, partners: int, split: str,
     task = get_task(task_name)
     # the demo's split (tclearn.founding): the same pools the coalition run below trains on
     data = coalition_data(task, partners, seed, split=split, per_partner=_per_partner(task_name, partners))
-    res = train_centralized_converged(task, data.pooled, data.test, task.default_hyperparams, seed=seed,
+    pooled = concat_datasets([p for k, p in enumerate(data.partners) if k not in leave_out])
+    res = train_centralized_converged(task, pooled, data.test, task.default_hyperparams, seed=seed,
                                       model_seed=seed, learning_rates=grid or GRIDS[task_name], threads=1,
                                       val_share=_val_share)
     return {"score": res.score, "held_out": _held_out_score(task, partners, seed, res.state) if held_out else None,
             "validation": res.val_score, "val_loss": res.val_loss,
             "learning_rate": res.learning_rate, "grid": list(grid or GRIDS[task_name]), "tried": res.tried,
             "epochs": res.epochs, "best_epoch": res.best_epoch, "time_s": res.seconds,
-            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history], "val_share": _val_share}
+            "search_time_s": res.total_seconds, "curve": [list(p) for p in res.history], "val_share": _val_share,
+            "samples": len(pooled)}
 
 
 def _grid_of(task: str, record: dict[str, Any]) -> tuple[float, ...]:

@@ -38,37 +38,24 @@ from pathlib import Path
 from typing import Any
 
 from attacks import FRACTIONS, TASK, _malicious_indices  # sibling benches: run as a script, bench/ is on the path
-from centralized_vs_tclearn import GRIDS, VAL_SHARE, _ci, machine
+from attacks_report import CLEAN_OF, _load
+from centralized_vs_tclearn import _ci, _reference, machine
 
 RESULTS = Path(__file__).parent / "results"
-CLEAN_OF = {"20%": "0%", "40%": "0%", "30%/10": "0%/10"}
 DEFAULT_FRACTIONS = ("20%", "30%/10")
 
 
 def reference_job(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     """One seed, split and fraction: the converged reference on every pool and on the honest pools only."""
-    import torch
-
-    from tclearn.data.dataset import concat_datasets
-    from tclearn.founding import coalition_data
-    from tclearn.learning import get_task, train_centralized_converged
-
     split, label, n, m, seed = job
-    torch.set_num_threads(1)
-    task = get_task(TASK)
-    data = coalition_data(task, n, seed, split=split)  # the demo's pools (tclearn.founding), as in attacks.py
-    bad = set(_malicious_indices(n, m, seed))
-    pools = {"all": list(data.partners), "honest": [p for k, p in enumerate(data.partners) if k not in bad]}
+    bad = sorted(_malicious_indices(n, m, seed))
     out: dict[str, Any] = {"split": split, "fraction": label, "partners": n, "malicious_count": m, "seed": seed,
-                           "malicious_partners": sorted(bad), "machine": machine()}
-    for name, parts in pools.items():
-        t0 = time.perf_counter()
-        res = train_centralized_converged(task, concat_datasets(parts), data.test, task.default_hyperparams,
-                                          seed=seed, model_seed=seed, learning_rates=GRIDS[TASK], threads=1,
-                                          val_share=VAL_SHARE)
-        out[name] = {"score": res.score, "samples": sum(len(p) for p in parts), "validation": res.val_score,
-                     "learning_rate": res.learning_rate, "tried": res.tried, "epochs": res.epochs,
-                     "best_epoch": res.best_epoch, "search_time_s": time.perf_counter() - t0}
+                           "malicious_partners": bad, "machine": machine()}
+    for name, leave_out in (("all", ()), ("honest", bad)):
+        # the reference of bench/centralized_vs_tclearn.py on the demo's pools (tclearn.founding), as in attacks.py
+        ref = _reference(TASK, seed, n, split, held_out=False, leave_out=leave_out)
+        out[name] = {k: ref[k] for k in ("score", "samples", "validation", "learning_rate", "tried", "epochs",
+                                         "best_epoch", "search_time_s")}
     out["honest_minus_all_points"] = 100 * (out["honest"]["score"] - out["all"]["score"])
     return out
 
@@ -81,9 +68,8 @@ def _coalition_finals(path: Path | None) -> dict[tuple[str, str, str | None, int
     """(split, fraction, attack, seed) -> final score of the TCLearn runs of an `attacks.py --converge` file."""
     if path is None:
         return {}
-    runs = json.loads(path.read_text())["runs"]
-    return {(r["split"], r["fraction"], r["attack"], r["seed"]): r["final_score"] for r in runs
-            if r.get("system") == "tclearn" and "error" not in r and not r.get("collude")}
+    return {(r["split"], r["fraction"], r["attack"], r["seed"]): r["final_score"] for r in _load(path)[1]
+            if r.get("system") == "tclearn" and not r.get("collude")}
 
 
 def summarise(raw: dict[str, dict[str, Any]], finals: dict[tuple[str, str, str | None, int], float]) -> dict[str, Any]:
@@ -123,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--splits", nargs="+", default=["iid", "non-iid"], choices=["iid", "non-iid"])
-    ap.add_argument("--fractions", nargs="+", default=list(DEFAULT_FRACTIONS), choices=list(CLEAN_OF))
+    ap.add_argument("--fractions", nargs="+", default=list(DEFAULT_FRACTIONS), choices=[f for f, _, m in FRACTIONS if m])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--attacks", type=Path, default=RESULTS / "attacks_converged.json",
                     help="an attacks.py --converge result to compare with (its clean and lazy runs)")
