@@ -34,8 +34,8 @@ Bladder hospitals hold 24 volumes each with 4 partners and 12 with 10 (96
 and 120 in all), so more partners share about the same data, as with digits.
 
 Each coalition runs with its task's demo default for the adaptive
-learning-rate policy (certified `hyperparams` blocks; on for bladder, off for
-digits), and with the other choice on the 4-partner IID configuration
+learning-rate policy (certified `hyperparams` blocks; on for both tasks, for
+digits since 2026-12-01), and with the other choice on the 4-partner IID configuration
 (`--adaptive-all`: everywhere). It times how long each side
 takes to reach the centralised score minus 1 point, both clocks starting
 with the task and its data in hand: the coalition from then on with

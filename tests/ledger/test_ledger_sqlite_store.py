@@ -129,6 +129,28 @@ def test_the_store_is_durable_wal_and_marked(db: Path, chain: list[Block]) -> No
     conn.close()
 
 
+def test_a_store_opened_not_durable_skips_the_fsync_only_and_its_chain_reads_back(db: Path, chain: list[Block]) -> None:
+    with SQLiteChainStore(db, durable=False) as store:
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with open_store(db) as store:  # the default again, and every block there
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert [b.block_hash for b in store] == [b.block_hash for b in chain]
+
+
+def test_the_demo_s_simulated_members_keep_their_chains_without_fsync(tmp_path: Path) -> None:
+    from tclearn.demo.engine import DemoOptions, run_coalition
+
+    seen: list[int] = []
+
+    def watch(observer: str, stores: dict[str, SQLiteChainStore], journal: object) -> None:
+        seen.extend(s._conn.execute("PRAGMA synchronous").fetchone()[0] for s in stores.values())
+
+    run_coalition(DemoOptions(task="digits", partners=3, rounds=2, seed=0, centralized=False, out=tmp_path),
+                  watch=watch)
+    assert seen == [1, 1, 1]
+
+
 def test_sql_cannot_rewrite_or_delete_blocks(db: Path) -> None:
     conn = raw(db)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):

@@ -23,7 +23,7 @@ from tclearn.errors import EncodingError, InvalidBlockError
 from tclearn.identity import Identity, verify_signature
 from tclearn.errors import SignatureError
 from tclearn.ledger.encoding import (
-    Raw, canonical_bytes, decode_map, encode_map, encode_map_and_part, encoded_array, map_layout, sha256_hex, tagged,
+    Raw, canonical_bytes, decode_map, encoded_array, map_layout, sha256_hex, tagged,
 )
 from tclearn.ledger.records import BlockVote, QualityVote, check_hash, check_int, check_str
 
@@ -135,10 +135,7 @@ class Block:
             raise InvalidBlockError(index, str(exc)) from None
 
     def to_bytes(self) -> bytes:
-        entries = self._read_entries()
-        if entries is not None:
-            return _LAYOUTS[_FIELDS].head + b"".join([entries[k] for k in _LAYOUTS[_FIELDS].keys])
-        return encode_map(self._fields(), _LAYOUTS[_FIELDS])
+        return self._digest_body(_FIELDS)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Block":
@@ -157,28 +154,41 @@ class Block:
         object.__setattr__(block, "_entries", entries)
         return block
 
-    def _read_entries(self) -> dict[str, bytes] | None:
-        return self.__dict__.get("_entries")
+    def _field_entries(self) -> dict[str, bytes]:
+        """Each field's canonical entry (its key's and its value's bytes), encoded once per block.
+
+        A block read from bytes has them from `from_bytes`; a block built here
+        encodes them on first use and keeps them, since a block is a frozen
+        value: every node checks, hashes, votes on and stores the same block
+        object several times, and each digest is then a join of slices.
+        """
+        entries: dict[str, bytes] | None = self.__dict__.get("_entries")
+        if entries is None:
+            fields = self._fields()
+            layout = _LAYOUTS[_FIELDS]
+            entries = {}
+            for key, key_bytes in zip(layout.keys, layout.key_bytes):
+                value = fields[key]
+                entries[key] = key_bytes + (value.data if type(value) is Raw else canonical_bytes(value))
+            object.__setattr__(self, "_entries", entries)
+        return entries
 
     # --- digests ---------------------------------------------------------
-    # Each is canonical_bytes of a dict built from `to_dict()`, encoded
-    # straight from the fields by `encoding.encode_map`; the parts under both
-    # digests (votes, payload, strengths) are encoded once for both.
-    def _fields(self, shared: bool = False) -> dict[str, Any]:
+    # Each is canonical_bytes of a dict built from `to_dict()`: the map's
+    # head and, in canonical order, the entries of the fields it covers
+    # (`_field_entries`), so every field is encoded once for all three.
+    def _fields(self) -> dict[str, Any]:
+        """The fields, the record lists and maps already encoded (`Raw`)."""
         fields = {name: self.__dict__[name] for name in _FIELDS}
         for name in _RECORD_LISTS:
             fields[name] = Raw(encoded_array([v.encoded() for v in fields[name]]))
-        if shared:
-            for name in _MAPS:
-                fields[name] = Raw(canonical_bytes(fields[name]))
+        for name in _MAPS:
+            fields[name] = Raw(canonical_bytes(fields[name]))
         return fields
 
     def _digest_body(self, keys: tuple[str, ...]) -> bytes:
-        entries = self._read_entries()
-        if entries is not None:
-            layout = _LAYOUTS[keys]
-            return layout.head + b"".join([entries[k] for k in layout.keys])
-        return encode_map(self._fields(), _LAYOUTS[keys])
+        entries, layout = self._field_entries(), _LAYOUTS[keys]
+        return layout.head + b"".join([entries[k] for k in layout.keys])
 
     def signing_bytes(self) -> bytes:
         return tagged("block", self._digest_body(_SIGNED))
@@ -192,10 +202,7 @@ class Block:
 
     def hash_and_signing_bytes(self) -> tuple[bytes, bytes]:
         """The bytes under `compute_hash` and `signing_bytes`, sharing the encoding of what both cover."""
-        if self._read_entries() is not None:
-            return tagged("block", self._digest_body(_HASHED)), tagged("block", self._digest_body(_SIGNED))
-        hashed, signing = encode_map_and_part(self._fields(shared=True), _HASHED, _SIGNED)
-        return tagged("block", hashed), tagged("block", signing)
+        return tagged("block", self._digest_body(_HASHED)), tagged("block", self._digest_body(_SIGNED))
 
     # --- building --------------------------------------------------------
     def signed_by(self, general: Identity) -> "Block":

@@ -25,7 +25,7 @@ from tclearn.ledger.cbor_scan import scan
 
 __all__ = [
     "canonical_bytes", "decode", "decode_map", "sha256_hex",
-    "Layout", "Raw", "encode_map", "encode_map_and_part", "encoded_array", "map_layout", "tagged",
+    "Layout", "Raw", "encode_map", "encoded_array", "map_layout", "tagged",
 ]
 
 _MAX_DEPTH = 32
@@ -101,10 +101,9 @@ def _dumps(value: Any) -> bytes:
 # sorts them. A record's map has the same keys every time, so `encode_map`
 # sorts a key set once (`map_layout`) and hands cbor2 the entries as one flat
 # list [key, value, key, value, …] in canonical order, whose encoding is the
-# map's entries: only the head differs. A part shared by two digests (a
-# block's votes sit under its hash and its signature) is encoded once and
-# spliced in as `Raw`. The result is byte for byte `canonical_bytes` of the
-# same map; the test suite checks it on blocks, records and arbitrary maps.
+# map's entries: only the head differs. A part already encoded is spliced
+# in as `Raw`. The result is byte for byte `canonical_bytes` of the same
+# map; the test suite checks it on blocks, records and arbitrary maps.
 
 
 class Raw:
@@ -193,47 +192,6 @@ def encode_map(fields: Mapping[str, Any], keys: tuple[str, ...] | Layout | None 
     if run:
         parts.append(_entries(run))
     return b"".join(parts)
-
-
-def encode_map_and_part(fields: Mapping[str, Any], keys: tuple[str, ...], part: tuple[str, ...]) -> tuple[bytes, bytes]:
-    """`encode_map(fields, keys)` and `encode_map(fields, part)` for `part` ⊂ `keys`, sharing the work.
-
-    The entries of `keys` are encoded in runs that never straddle an entry
-    left out of `part`, so each run serves both maps.
-    """
-    layout = map_layout(keys)
-    inside = set(part)
-    whole, partial = [layout.head], [map_layout(part).head]
-    run: list[Any] = []
-    run_inside = True
-
-    def flush() -> None:
-        if run:
-            data = _entries(run)
-            whole.append(data)
-            if run_inside:
-                partial.append(data)
-            run.clear()
-
-    for key, key_bytes in zip(layout.keys, layout.key_bytes):
-        value = fields[key]
-        kind = type(value)
-        if kind is Raw:
-            flush()
-            entry = key_bytes + value.data
-            whole.append(entry)
-            if key in inside:
-                partial.append(entry)
-            continue
-        if kind not in _SCALARS:
-            _check(value, 1)
-        if (key in inside) != run_inside:
-            flush()
-            run_inside = key in inside
-        run.append(key)
-        run.append(value)
-    flush()
-    return b"".join(whole), b"".join(partial)
 
 
 def encoded_array(items: Sequence[bytes]) -> bytes:

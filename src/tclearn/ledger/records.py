@@ -143,13 +143,24 @@ class SignedRecord:
         omitted = self._omitted() if self.OPTIONAL else ()
         return {name: getattr(self, name) for name in _body_names(type(self)) if name not in omitted}  # type: ignore[arg-type]  # a class is hashable
 
+    # A record is a frozen value that every node encodes several times (inside
+    # each block digest, for each signature check): both encodings are kept
+    # on the instance once made. `replace` makes a new record, encoded afresh.
     def signing_bytes(self) -> bytes:
         """canonical_bytes({"type": TAG, "body": body()}), straight from the fields (`encode_map`)."""
-        return tagged(self.TAG, encode_map(self.__dict__, self._layout(False)))
+        data: bytes | None = self.__dict__.get("_signing_bytes")
+        if data is None:
+            data = tagged(self.TAG, encode_map(self.__dict__, self._layout(False)))
+            object.__setattr__(self, "_signing_bytes", data)
+        return data
 
     def encoded(self) -> bytes:
         """canonical_bytes(self.to_dict()): the record as it sits inside a block."""
-        return encode_map(self.__dict__, self._layout(True))
+        data: bytes | None = self.__dict__.get("_encoded")
+        if data is None:
+            data = encode_map(self.__dict__, self._layout(True))
+            object.__setattr__(self, "_encoded", data)
+        return data
 
     def signer(self) -> str:
         raise NotImplementedError
