@@ -16,7 +16,11 @@ rejections, validators flagged for G scores that differ from the majority's
 and bytes, vault bytes on disk, watermarked copies, the time of
 `verify_journal_against_chain` (what `tclearn audit verify --chain` runs), and
 whether B's head models are A's (the same bytes: the vault must not change
-what is learnt). The cost of the marks is C's final score minus A's. At C,
+what is learnt), and for how many leading blocks (`same_models_as_A_blocks`:
+a B block anchors the vault journal, so its hash and every later committee
+draw differ from A's, and where two messages race in one tick, as a
+lowering request and a proposal can with the adaptive policy, the chains
+may part; up to there every model must be A's). The cost of the marks is C's final score minus A's. At C,
 every copy handed out during the run is rebuilt from the vault (its key and
 the clean version; its hash checked against the journal), leaked with 5 %
 noise and 30 % magnitude pruning, and traced (`Tracer`, p_false 1e-6): how
@@ -83,6 +87,11 @@ def one_run(task: str, partners: int, seed: int, rounds: int, level: str, work: 
         if level == "C":
             row["leaks_traced"] = trace_every_copy(out, checked.entries)
     return row
+
+
+def leading_alike(a: list[str], b: list[str]) -> int:
+    """How many leading blocks of two chains hold the same models (the shorter chain's length if all do)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def trace_every_copy(out: Path, entries: list[Any]) -> dict[str, Any]:
@@ -209,6 +218,9 @@ def main() -> None:
             if a is not None and r is not None:
                 r["score_minus_A"] = r["final_score"] - a["final_score"]
                 r["same_models_as_A"] = r["model_hashes"] == a["model_hashes"]
+                # where the chains part (a block's anchor changes later committee draws, so a race between a
+                # lowering request and a proposal can go the other way): the blocks before it hold A's models
+                r["same_models_as_A_blocks"] = leading_alike(r["model_hashes"], a["model_hashes"])
     summary = {}
     for level in args.levels:
         rs = [by[(s, level)] for s in args.seeds]
@@ -232,6 +244,7 @@ def main() -> None:
             })
         if level == "B" and "A" in args.levels:
             summary[level]["same_models_as_A"] = all(r["same_models_as_A"] for r in rs)
+            summary[level]["same_models_as_A_blocks"] = [r["same_models_as_A_blocks"] for r in rs]
         if level == "C":
             summary[level]["watermarked_copies_mean"] = float(np.mean([sum(r["watermarked_copies"].values())
                                                                        for r in rs]))

@@ -1,4 +1,4 @@
-"""The benchmarks' own arithmetic: pooled clocks of repeated runs and 95 % intervals.
+"""The benchmarks' own arithmetic: pooled clocks of repeated runs, 95 % intervals, where two chains part.
 
 The README's time ratios and intervals come from these two helpers of
 `bench/centralized_vs_tclearn.py` (shared by `bench/attacks_report.py`,
@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from centralized_vs_tclearn import _ci, least_times, t975  # noqa: E402
+from levels import leading_alike  # noqa: E402
 
 
 def test_least_times_takes_each_points_least_clock_and_keeps_the_rest() -> None:
@@ -55,3 +56,10 @@ def test_interval_of_twenty_values_uses_t_not_the_normal_quantile() -> None:
     assert m == statistics.mean(xs)
     assert h == pytest.approx(2.093 * statistics.stdev(xs) / math.sqrt(20), rel=1e-3)
     assert math.isnan(_ci([1.0])[1])
+
+
+def test_leading_alike_counts_the_blocks_before_two_chains_part() -> None:
+    assert leading_alike(["g", "m1", "m2", "m3"], ["g", "m1", "m2", "m3"]) == 4
+    assert leading_alike(["g", "m1", "x", "m3"], ["g", "m1", "m2", "m3"]) == 2
+    assert leading_alike(["g", "m1"], ["g", "m1", "m2"]) == 2  # one chain stopped earlier: alike as far as it goes
+    assert leading_alike(["x"], ["g"]) == 0
