@@ -223,3 +223,7 @@ def test_records_encode_as_the_reference_form(validator: str, height: int, h1: s
         assert r.encoded() == cbor2.dumps(r.to_dict(), canonical=True)
         assert r.signing_bytes() == cbor2.dumps({"type": r.TAG, "body": r.body()}, canonical=True)
         assert type(r).from_dict(decode(r.encoded())) == r
+        assert r.encoded() is r.encoded() and r.signing_bytes() is r.signing_bytes()  # kept once made
+        other = replace(r, signature=bytes(64) if r.signature != bytes(64) else b"\x01" * 64)  # a new value
+        assert other.encoded() == cbor2.dumps(other.to_dict(), canonical=True) != r.encoded()
+        assert other.signing_bytes() == r.signing_bytes()  # the signature is not under itself
