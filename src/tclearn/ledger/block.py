@@ -23,7 +23,7 @@ from tclearn.errors import EncodingError, InvalidBlockError
 from tclearn.identity import Identity, verify_signature
 from tclearn.errors import SignatureError
 from tclearn.ledger.encoding import (
-    Raw, canonical_bytes, decode_map, encoded_array, map_layout, sha256_hex, tagged,
+    canonical_bytes, decode_map, encoded_array, map_layout, sha256_hex, tagged,
 )
 from tclearn.ledger.records import BlockVote, QualityVote, check_hash, check_int, check_str
 
@@ -42,7 +42,6 @@ _HASHED = tuple(name for name in _FIELDS if name != "block_hash")
 _SIGNED = tuple(name for name in _HASHED if name not in ("block_votes", "general_signature"))
 _LAYOUTS = {keys: map_layout(keys) for keys in (_FIELDS, _HASHED, _SIGNED)}
 _RECORD_LISTS = ("quality_votes", "block_votes")
-_MAPS = ("strengths", "payload")
 
 
 @dataclass(frozen=True)
@@ -164,12 +163,13 @@ class Block:
         """
         entries: dict[str, bytes] | None = self.__dict__.get("_entries")
         if entries is None:
-            fields = self._fields()
             layout = _LAYOUTS[_FIELDS]
             entries = {}
             for key, key_bytes in zip(layout.keys, layout.key_bytes):
-                value = fields[key]
-                entries[key] = key_bytes + (value.data if type(value) is Raw else canonical_bytes(value))
+                value = self.__dict__[key]
+                # a vote list is the array of its records' own (kept) encodings, as to_dict() would give
+                data = encoded_array([v.encoded() for v in value]) if key in _RECORD_LISTS else canonical_bytes(value)
+                entries[key] = key_bytes + data
             object.__setattr__(self, "_entries", entries)
         return entries
 
@@ -177,15 +177,6 @@ class Block:
     # Each is canonical_bytes of a dict built from `to_dict()`: the map's
     # head and, in canonical order, the entries of the fields it covers
     # (`_field_entries`), so every field is encoded once for all three.
-    def _fields(self) -> dict[str, Any]:
-        """The fields, the record lists and maps already encoded (`Raw`)."""
-        fields = {name: self.__dict__[name] for name in _FIELDS}
-        for name in _RECORD_LISTS:
-            fields[name] = Raw(encoded_array([v.encoded() for v in fields[name]]))
-        for name in _MAPS:
-            fields[name] = Raw(canonical_bytes(fields[name]))
-        return fields
-
     def _digest_body(self, keys: tuple[str, ...]) -> bytes:
         entries, layout = self._field_entries(), _LAYOUTS[keys]
         return layout.head + b"".join([entries[k] for k in layout.keys])

@@ -25,7 +25,7 @@ from tclearn.ledger.cbor_scan import scan
 
 __all__ = [
     "canonical_bytes", "decode", "decode_map", "sha256_hex",
-    "Layout", "Raw", "encode_map", "encoded_array", "map_layout", "tagged",
+    "Layout", "encode_map", "encoded_array", "map_layout", "tagged",
 ]
 
 _MAX_DEPTH = 32
@@ -101,18 +101,9 @@ def _dumps(value: Any) -> bytes:
 # sorts them. A record's map has the same keys every time, so `encode_map`
 # sorts a key set once (`map_layout`) and hands cbor2 the entries as one flat
 # list [key, value, key, value, …] in canonical order, whose encoding is the
-# map's entries: only the head differs. A part already encoded is spliced
-# in as `Raw`. The result is byte for byte `canonical_bytes` of the same
-# map; the test suite checks it on blocks, records and arbitrary maps.
-
-
-class Raw:
-    """The canonical encoding of a value, to splice into `encode_map` as it is."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+# map's entries: only the head differs. The result is byte for byte
+# `canonical_bytes` of the same map; the test suite checks it on blocks,
+# records and arbitrary maps.
 
 
 def _head(major: int, length: int) -> bytes:
@@ -154,44 +145,17 @@ def map_layout(keys: tuple[str, ...]) -> Layout:
     return Layout(keys)
 
 
-def _entries(run: list[Any]) -> bytes:
-    """The encodings of `run`'s items, concatenated: a list's encoding without its head."""
-    data = _dumps(run)
-    return data[len(_head(0x80, len(run))):]
-
-
 def encode_map(fields: Mapping[str, Any], keys: tuple[str, ...] | Layout | None = None) -> bytes:
-    """`canonical_bytes` of {k: fields[k] for k in keys} (default: all), values that are `Raw` spliced in."""
+    """`canonical_bytes` of {k: fields[k] for k in keys} (default: all)."""
     layout = keys if type(keys) is Layout else map_layout(tuple(fields) if keys is None else keys)
     values = [fields[key] for key in layout.keys]
-    kinds = set(map(type, values))
-    if Raw not in kinds:  # one run: the common case, kept short
-        if not kinds <= _SCALARS:
-            for value in values:
-                if type(value) not in _SCALARS:
-                    _check(value, 1)
-        flat: list[Any] = [None] * (2 * len(values))
-        flat[0::2] = layout.keys
-        flat[1::2] = values
-        return layout.head + _dumps(flat)[layout.entries_offset:]
-    parts = [layout.head]
-    run: list[Any] = []
-    for key, key_bytes, value in zip(layout.keys, layout.key_bytes, values):
-        kind = type(value)
-        if kind is Raw:
-            if run:
-                parts.append(_entries(run))
-                run = []
-            parts.append(key_bytes)
-            parts.append(value.data)
-            continue
-        if kind not in _SCALARS:
+    for value in values:
+        if type(value) not in _SCALARS:
             _check(value, 1)
-        run.append(key)
-        run.append(value)
-    if run:
-        parts.append(_entries(run))
-    return b"".join(parts)
+    flat: list[Any] = [None] * (2 * len(values))
+    flat[0::2] = layout.keys
+    flat[1::2] = values
+    return layout.head + _dumps(flat)[layout.entries_offset:]
 
 
 def encoded_array(items: Sequence[bytes]) -> bytes:
