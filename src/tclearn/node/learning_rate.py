@@ -8,8 +8,12 @@ same change several times. So the member scheduled to propose the next
 height asks (`committee.proposer_of`, the same on every node), once per stall:
 the `hyperparams` block resets the stall, and `asked_at` remembers the last
 `hyperparams` height we asked after. If that member is down, the next
-height's proposer asks after the next commit. The one-process demo does the
-same from its observer (`demo/engine.py`).
+height's proposer asks after the next commit. The one-process demo asks
+once per stall too, from its observer (`demo/engine.py`), whoever proposes
+next: both ask as soon as they have committed the block that shows the
+stall, but the member named as requester in the `hyperparams` block
+differs, and with it the block's bytes and every later committee draw
+(unifying them would change every benchmark chain with the policy).
 """
 
 from __future__ import annotations
