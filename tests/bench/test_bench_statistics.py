@@ -3,7 +3,7 @@
 The README's time ratios and intervals come from these two helpers of
 `bench/centralized_vs_tclearn.py` (shared by `bench/attacks_report.py`,
 `bench/lr_schedule.py` and `bench/best_head.py`), so they are checked here
-rather than trusted.
+rather than trusted; so are the five-seed odds of `bench/five_seed_odds.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from centralized_vs_tclearn import _ci, least_times, t975  # noqa: E402
+from five_seed_odds import odds, subset_means  # noqa: E402
 from levels import leading_alike  # noqa: E402
 
 
@@ -63,3 +64,38 @@ def test_leading_alike_counts_the_blocks_before_two_chains_part() -> None:
     assert leading_alike(["g", "m1", "x", "m3"], ["g", "m1", "m2", "m3"]) == 2
     assert leading_alike(["g", "m1"], ["g", "m1", "m2"]) == 2  # one chain stopped earlier: alike as far as it goes
     assert leading_alike(["x"], ["g"]) == 0
+
+
+def test_subset_means_cover_every_five_seed_table_once() -> None:
+    means = subset_means([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 5)
+    assert len(means) == math.comb(6, 5)
+    assert sorted(means) == pytest.approx([2.0, 2.2, 2.4, 2.6, 2.8, 3.0])  # each leaves one value out
+    with pytest.raises(ValueError):
+        subset_means([1.0, 2.0], 5)
+
+
+def _run(seed: int, gap: float, ours: float, ref: float, held_out: bool) -> dict[str, float]:
+    keys = ("gap_held_out_points", "tclearn_held_out", "centralized_held_out") if held_out else (
+        "gap_points", "tclearn", "centralized")
+    return {"seed": seed, keys[0]: gap, keys[1]: ours, keys[2]: ref}
+
+
+def test_odds_count_the_tables_within_the_goal_and_rank_seeds_0_to_4() -> None:
+    # seeds 0-4 hold the two worst gaps; seed 5 is the best: of the 6 five-seed tables, the one without
+    # seed 5 is seeds 0-4 itself, worse than the other 5
+    gaps = [1.0, 0.9, 0.0, 0.0, 0.0, -1.0]
+    runs = [_run(s, g, 0.9 - g / 100, 0.9, held_out=True) for s, g in enumerate(gaps)]
+    out = odds(list(reversed(runs)), goal=0.3)  # the order of the runs does not matter
+    assert out["measured_on"] == "T" and out["seeds"] == [0, 1, 2, 3, 4, 5]
+    # the six means: leaving out 1.0 -> -0.02, 0.9 -> 0.0, each 0.0 -> 0.18, -1.0 -> 0.38
+    assert out["subsets"] == 6 and out["share_within_goal"] == pytest.approx(5 / 6)
+    assert out["table_seeds_gap"] == pytest.approx(0.38)
+    assert out["table_seeds_worse_than_share"] == pytest.approx(5 / 6)
+    assert out["tclearn_sd_points"] == pytest.approx(statistics.stdev(gaps))
+    assert out["centralized_sd_points"] == 0.0
+
+
+def test_odds_read_the_gap_on_g_where_the_bench_has_no_t() -> None:
+    runs = [_run(s, 0.5 * s, 0.97, 0.97, held_out=False) for s in range(5)]
+    out = odds(runs, goal=0.3)
+    assert out["measured_on"] == "G" and out["subsets"] == 1 and out["share_within_goal"] == 0.0
