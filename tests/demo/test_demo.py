@@ -60,6 +60,13 @@ def test_bad_options_exit_with_a_clear_message(tmp_path: Path) -> None:
     res = runner.invoke(app, ["demo", "--task", "digits", "--committee", "9", "--out", str(tmp_path)])
     assert res.exit_code == 2
     assert "--committee" in res.output
+    for bad, named in ((["--partners", "1"], "--partners"), (["--rounds", "0"], "--rounds"),
+                       (["--lr-factor", "1.5"], "--lr-factor")):
+        res = runner.invoke(app, ["demo", "--task", "digits", *bad, "--out", str(tmp_path / "bad")])
+        assert res.exit_code == 2 and named in res.output
+        # refused before anything starts: no banner, no progress bar, nothing written
+        assert "TCLearn demo" not in res.output and "rounds" not in res.output.replace("--rounds", "")
+        assert not (tmp_path / "bad").exists()
     res = runner.invoke(app, ["demo", "--task", "nosuch", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "did you mean" in res.output.lower() or "unknown task" in res.output
 

@@ -144,6 +144,7 @@ def demo_command(
                        lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
                        max_pool_passes=max_pool_passes, lr_epochs=lr_epochs,
                        task_options=options, level=level, watermark_alpha=watermark_alpha)
+    opts.check()  # a bad option is refused before the banner and the progress bar, not under them
     console = Console(stderr=json_out)
     console.print(f"[bold]TCLearn demo[/]: task {task}, {partners} partners, until converged (at most {n_rounds} "
                   f"rounds), committee {opts.committee_size}, λ={lam}, seed {seed} → {out}/")
