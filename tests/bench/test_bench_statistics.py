@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from centralized_vs_tclearn import _ci, least_times, t975  # noqa: E402
-from five_seed_odds import odds, subset_means  # noqa: E402
+from five_seed_odds import odds, subset_means, subset_medians  # noqa: E402
 from levels import leading_alike  # noqa: E402
 
 
@@ -99,3 +99,15 @@ def test_odds_read_the_gap_on_g_where_the_bench_has_no_t() -> None:
     runs = [_run(s, 0.5 * s, 0.97, 0.97, held_out=False) for s in range(5)]
     out = odds(runs, goal=0.3)
     assert out["measured_on"] == "G" and out["subsets"] == 1 and out["share_within_goal"] == 0.0
+
+
+def test_time_odds_take_the_median_of_five_and_count_a_seed_that_never_reached_as_slowest() -> None:
+    assert sorted(subset_medians([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 5)) == [3.0, 3.0, 3.0, 4.0, 4.0, 4.0]
+    ratios = [2.0, 2.5, None, None, 3.5, 1.0]  # two seeds never reached the centralised score - 1 point
+    runs = [{**_run(s, 0.0, 0.9, 0.9, held_out=True), "time_ratio": r} for s, r in enumerate(ratios)]
+    out = odds(runs, goal=0.3, time_goal=3.0)
+    assert out["unreached"] == 2 and out["time_ratio_median"] == 3.0  # the median of 1, 2, 2.5, 3.5, inf, inf
+    # leaving out either never-reached seed or 3.5 leaves a median of 2.5; leaving out 1, 2 or 2.5, one of 3.5
+    assert out["share_time_within_goal"] == pytest.approx(3 / 6)
+    never = odds([{**r, "time_ratio": None} for r in runs], goal=0.3)
+    assert never["time_ratio_median"] is None and never["share_time_within_goal"] == 0.0
