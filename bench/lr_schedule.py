@@ -25,8 +25,14 @@ on the command line:
   batch's fresh samples (how much of its data a partner sets aside as its L
   and never trains on; with bladder's non-IID split it also moves the
   smallest hospital's size, as the task's own default does, so compare it
-  with references made at the same share). These patch the worker process
-  only.
+  with references made at the same share); `prop=F`, batches in
+  proportion to the pool: each increment trains on F · batch · pool / mean
+  pool of the partner's volumes (at least 2, at most what it can train on;
+  the coalition's minimum batch lowered to match), so with quantity skew
+  every hospital's volumes are visited about equally often per turn, as
+  pooled training visits them, where `share` only raised large hospitals'
+  batches (bladder only: the mean pool is the split's volumes over the
+  partners). These patch the worker process only.
 
 Every run's final model is also scored on the held-out test set T of
 `bench/centralized_vs_tclearn.py` (bladder), and with `--references` so is
@@ -86,7 +92,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 _KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float,
-         "lts": float, "passes": float, "late": int}
+         "lts": float, "passes": float, "late": int, "prop": float}
 # the variants that set a field of the task's default hyper-parameters (and so of genesis)
 _HP_FIELDS = {"lr": "learning_rate", "epochs": "epochs", "lts": "local_test_share"}
 
@@ -108,7 +114,7 @@ def _variant(text: str) -> dict[str, Any]:
     return out
 
 
-def _patch_training(v: dict[str, Any]) -> None:
+def _patch_training(v: dict[str, Any], mean_pool: float = 0.0) -> None:
     """Change how this worker trains an increment (see the module docstring); the protocol is untouched."""
     import torch
 
@@ -164,6 +170,18 @@ def _patch_training(v: dict[str, Any]) -> None:
             return fitted.updated({"batch_size": want}) if want != fitted.effective_batch_size else fitted
 
         partner_mod.batch_params = proportional
+    if "prop" in v:  # batches proportional to the pool: every hospital's volumes visited as often per turn
+        fits = partner_mod.batch_params
+
+        def pro_rata(pool: Any, hp: Any, spent: Any = ()) -> Any:
+            trainable = len(pool.fresh(spent)) + len(pool.reusable(spent))
+            want = min(trainable, max(2, round(v["prop"] * hp.effective_batch_size * len(pool) / mean_pool)))
+            if want < 2:
+                return None
+            return fits(pool, hp.updated({"batch_size": want, "min_batch_size": min(want, hp.min_batch_size)}),
+                        spent)
+
+        partner_mod.batch_params = pro_rata
     train_mod.make_optimizer = make_optimizer
     if "damp" in v:
         train_mod.fit = damped_fit
@@ -199,12 +217,13 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
     cls = type(get_task(task))  # this process runs one task's jobs only: the class default is the genesis's
     given = {field: v[key] for key, field in _HP_FIELDS.items() if key in v}
     cls.default_hyperparams = dataclasses.replace(cls.default_hyperparams, **given)
-    _patch_training(v)
+    per_partner = max(12, 96 // partners) if task == "bladder" else None
+    _patch_training(v, mean_pool=float(per_partner or 0))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         run = run_coalition(DemoOptions(task=task, partners=partners, split=split, seed=seed, rounds=400,
                                         adaptive_lr=True, centralized=False, out=Path(tmp),
-                                        per_partner=max(12, 96 // partners) if task == "bladder" else None,
+                                        per_partner=per_partner,
                                         stop_patience=int(v["patience"]) if "patience" in v else None,
                                         max_pool_passes=v.get("passes"), lr_epochs=v.get("late")))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
