@@ -30,6 +30,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,11 +53,15 @@ SOURCES: dict[str, tuple[str, str]] = {
 TABLE_SEEDS = (0, 1, 2, 3, 4)
 
 
-def subset_means(values: list[float], k: int) -> list[float]:
-    """The mean of every k-subset of `values` (order ignored)."""
+def _subsets(values: list[float], k: int) -> Iterator[tuple[float, ...]]:
     if not 0 < k <= len(values):
         raise ValueError(f"cannot take subsets of {k} from {len(values)} values")
-    return [statistics.fmean(c) for c in itertools.combinations(values, k)]
+    return itertools.combinations(values, k)
+
+
+def subset_means(values: list[float], k: int) -> list[float]:
+    """The mean of every k-subset of `values` (order ignored)."""
+    return [statistics.fmean(c) for c in _subsets(values, k)]
 
 
 def share_within(means: list[float], goal: float) -> float:
@@ -71,9 +76,7 @@ def share_above(means: list[float], value: float) -> float:
 
 def subset_medians(values: list[float], k: int) -> list[float]:
     """The median of every k-subset of `values` (how the bench summarises a row's time ratios)."""
-    if not 0 < k <= len(values):
-        raise ValueError(f"cannot take subsets of {k} from {len(values)} values")
-    return [statistics.median(c) for c in itertools.combinations(values, k)]
+    return [statistics.median(c) for c in _subsets(values, k)]
 
 
 def odds(runs: list[dict[str, Any]], goal: float, time_goal: float = 3.0, k: int = 5) -> dict[str, Any]:
