@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from tclearn.data.arrays import save_npz  # noqa: E402
 from tclearn.ledger.sqlite_store import SQLiteChainStore  # noqa: E402
 from tclearn.learning import get_task  # noqa: E402
 from tclearn.node import setup_coalition  # noqa: E402
-from tclearn.node.launcher import stop_process_groups  # noqa: E402
+from tclearn.node.launcher import free_ports, stop_process_groups  # noqa: E402
 
 NAMES = ["hospital-a", "hospital-b", "hospital-c"]
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -60,9 +59,8 @@ def tclearn(*args: Any) -> str:
 
 
 def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port of `host` outside the ephemeral range (`tclearn.node.launcher.free_ports` says why)."""
+    return free_ports(1, host)[0]
 
 
 def height(chain: Path) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from tclearn.cli.app import app
+from tclearn.node.launcher import free_ports
 
 runner = CliRunner()
 
@@ -26,9 +26,8 @@ def tclearn(*args: str | Path) -> tuple[int, str]:
 
 
 def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port of `host` outside the ephemeral range (`tclearn.node.launcher.free_ports` says why)."""
+    return free_ports(1, host)[0]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,13 +35,48 @@ __all__ = ["setup_coalition", "start_nodes", "start_node", "stop_nodes", "stop_p
            "require_coalition", "node_status", "wait_for_height", "load_configs", "run_network_coalition", "chains", "free_ports"]
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
+# where listening ports are drawn: below every common ephemeral range (Linux 32768-60999, macOS and Windows
+# 49152-65535), so that no outgoing connection can take a node's port between `setup_coalition` and its start
+LISTEN_PORTS = range(10000, 32768)
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (Linux's default where it cannot be read)."""
     try:
-        for _ in range(n):
+        low, high = (int(x) for x in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(low, high + 1)
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """`n` distinct ports of `host` free now, to be listened on later.
+
+    A port the kernel picks for `bind(0)` lies in the ephemeral range, which
+    every outgoing connection on the machine also draws from: between this
+    call and the node's own bind (seconds, while certificates and genesis are
+    made) another process's connection could take it ("Address already in
+    use", seen under a parallel test run). So the ports are drawn at random
+    from `LISTEN_PORTS` outside that range, where only another listener can
+    collide; where the whole of `LISTEN_PORTS` is ephemeral, from the kernel.
+    """
+    ephemeral = ephemeral_ports()
+    pool = [p for p in LISTEN_PORTS if p not in ephemeral]
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < n:
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
+            socks.append(s)  # closed in `finally` whether or not it binds
+            if not pool:
+                s.bind((host, 0))
+                continue
+            port = pool.pop(rng.randrange(len(pool)))
+            try:
+                s.bind((host, port))
+            except OSError:  # taken: try another
+                socks.pop().close()
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
