@@ -29,26 +29,21 @@ import itertools
 import json
 import math
 import statistics
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# configuration -> (results file with the most seeds of it, summary key); the current code's runs
-SOURCES: dict[str, tuple[str, str]] = {
-    "bladder iid 4": ("centralized_vs_tclearn_bladder_seeds0-9.json", "bladder iid 4 partners adaptive-lr"),
-    "bladder iid 10": ("centralized_vs_tclearn_bladder_seeds0-9.json", "bladder iid 10 partners adaptive-lr"),
-    "bladder non-iid 4": ("centralized_vs_tclearn_bladder_niid4_seeds0-19.json",
-                          "bladder non-iid 4 partners adaptive-lr"),
-    "bladder non-iid 10": ("centralized_vs_tclearn_bladder_niid10_seeds0-19.json",
-                           "bladder non-iid 10 partners adaptive-lr"),
-    "digits iid 4": ("centralized_vs_tclearn_digits_seeds0-9_lr0.003.json", "digits iid 4 partners adaptive-lr"),
-    "digits iid 10": ("centralized_vs_tclearn_digits_seeds0-9_lr0.003.json", "digits iid 10 partners adaptive-lr"),
-    "digits non-iid 4": ("centralized_vs_tclearn_digits_seeds0-9_lr0.003.json",
-                         "digits non-iid 4 partners adaptive-lr"),
-    "digits non-iid 10": ("centralized_vs_tclearn_digits_seeds0-9_lr0.003.json",
-                          "digits non-iid 10 partners adaptive-lr"),
+# configuration -> the results file with the most seeds of it (the current code's runs); its summary key is
+# the configuration's name with " partners adaptive-lr"
+SOURCES: dict[str, str] = {
+    "bladder iid 4": "centralized_vs_tclearn_bladder_seeds0-9.json",
+    "bladder iid 10": "centralized_vs_tclearn_bladder_seeds0-9.json",
+    "bladder non-iid 4": "centralized_vs_tclearn_bladder_niid4_seeds0-19.json",
+    "bladder non-iid 10": "centralized_vs_tclearn_bladder_niid10_seeds0-19.json",
+    **{f"digits {split} {n}": "centralized_vs_tclearn_digits_seeds0-9_lr0.003.json"
+       for split in ("iid", "non-iid") for n in (4, 10)},
 }
 TABLE_SEEDS = (0, 1, 2, 3, 4)
 
@@ -85,7 +80,8 @@ def odds(runs: list[dict[str, Any]], goal: float, time_goal: float = 3.0, k: int
     field, ours, ref = (("gap_held_out_points", "tclearn_held_out", "centralized_held_out") if held_out
                         else ("gap_points", "tclearn", "centralized"))
     by_seed = {int(r["seed"]): r for r in runs}
-    gaps = [by_seed[s][field] for s in sorted(by_seed)]
+    ordered = [by_seed[s] for s in sorted(by_seed)]
+    gaps = [r[field] for r in ordered]
     means = subset_means(gaps, k)
     out: dict[str, Any] = {
         "measured_on": "T" if held_out else "G",
@@ -94,11 +90,11 @@ def odds(runs: list[dict[str, Any]], goal: float, time_goal: float = 3.0, k: int
         "gap_sd": statistics.stdev(gaps),
         "subsets": len(means),
         "share_within_goal": share_within(means, goal),
-        "tclearn_sd_points": statistics.stdev([100 * by_seed[s][ours] for s in sorted(by_seed)]),
-        "centralized_sd_points": statistics.stdev([100 * by_seed[s][ref] for s in sorted(by_seed)]),
+        "tclearn_sd_points": statistics.stdev([100 * r[ours] for r in ordered]),
+        "centralized_sd_points": statistics.stdev([100 * r[ref] for r in ordered]),
     }
     if all("time_ratio" in r for r in runs):  # None: the seed never reached the target
-        ratios = [math.inf if by_seed[s]["time_ratio"] is None else by_seed[s]["time_ratio"] for s in sorted(by_seed)]
+        ratios = [math.inf if r["time_ratio"] is None else r["time_ratio"] for r in ordered]
         median = statistics.median(ratios)
         out["time_ratio_median"] = median if math.isfinite(median) else None  # JSON has no infinity
         out["unreached"] = sum(r == math.inf for r in ratios)
@@ -117,9 +113,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "five_seed_odds.json")
     args = ap.parse_args()
     rows: dict[str, Any] = {}
-    for name, (file, key) in SOURCES.items():
+    for name, file in SOURCES.items():
         summary = json.loads((RESULTS / file).read_text())["summary"]
-        rows[name] = {"file": file, **odds(summary[key]["runs"], args.goal, args.time_goal)}
+        rows[name] = {"file": file, **odds(summary[f"{name} partners adaptive-lr"]["runs"], args.goal, args.time_goal)}
     all_met = 1.0
     print(f"{'configuration':20s} {'seeds':>5s} {'on':>2s} {'gap':>6s} {'sd':>5s} {'P(5 seeds <= goal)':>19s} "
           f"{'seeds 0-4':>9s} {'worse than':>10s} {'sd ours':>7s} {'sd ref':>6s}")

@@ -58,11 +58,6 @@ def tclearn(*args: Any) -> str:
     return r.output
 
 
-def free_port(host: str) -> int:
-    """A port of `host` outside the ephemeral range (`tclearn.node.launcher.free_ports` says why)."""
-    return free_ports(1, host)[0]
-
-
 def height(chain: Path) -> int:
     if not chain.exists():
         return 0
@@ -111,7 +106,7 @@ def sites(root: Path, seed: int, window_s: float) -> dict[str, Any]:
     for name, host, part in zip(NAMES, HOSTS, data.partners):
         (root / f"{name}-data").mkdir()
         save_npz(part, root / f"{name}-data" / "part.npz")
-        steps["site_init_s"].append(timed(tclearn, "site", "init", name, "--host", host, "--port", free_port(host),
+        steps["site_init_s"].append(timed(tclearn, "site", "init", name, "--host", host, "--port", free_ports(1, host)[0],
                                           "--dir", root / name))
         t = time.perf_counter()
         out = tclearn("pki", "sign", root / name / f"{name}.request.toml", "--ca", root / "pki")

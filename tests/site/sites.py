@@ -25,11 +25,6 @@ def tclearn(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def free_port(host: str) -> int:
-    """A port of `host` outside the ephemeral range (`tclearn.node.launcher.free_ports` says why)."""
-    return free_ports(1, host)[0]
-
-
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under `root` and its bytes: to show that a refused command changed nothing."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -58,7 +53,7 @@ def enrol(root: Path, names: list[str], hosts: tuple[str, ...] = HOSTS, pki: Pat
         assert code == 0, out
     entries = []
     for name, host in zip(names, hosts):
-        code, out = tclearn("site", "init", name, "--host", host, "--port", str(free_port(host)),
+        code, out = tclearn("site", "init", name, "--host", host, "--port", str(free_ports(1, host)[0]),
                             "--dir", root / name)
         assert code == 0, out
         code, out = tclearn("pki", "sign", root / name / f"{name}.request.toml", "--ca", pki)
