@@ -40,8 +40,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SOURCES: dict[str, str] = {
     "bladder iid 4": "centralized_vs_tclearn_bladder_seeds0-9.json",
     "bladder iid 10": "centralized_vs_tclearn_bladder_seeds0-9.json",
-    "bladder non-iid 4": "centralized_vs_tclearn_bladder_niid4_seeds0-19.json",
-    "bladder non-iid 10": "centralized_vs_tclearn_bladder_niid10_seeds0-19.json",
+    "bladder non-iid 4": "centralized_vs_tclearn_bladder_niid4_seeds0-39.json",
+    "bladder non-iid 10": "centralized_vs_tclearn_bladder_niid10_seeds0-39.json",
     **{f"digits {split} {n}": "centralized_vs_tclearn_digits_seeds0-9_lr0.003.json"
        for split in ("iid", "non-iid") for n in (4, 10)},
 }
