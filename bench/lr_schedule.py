@@ -32,7 +32,13 @@ on the command line:
   every hospital's volumes are visited about equally often per turn, as
   pooled training visits them, where `share` only raised large hospitals'
   batches (bladder only: the mean pool is the split's volumes over the
-  partners). These patch the worker process only.
+  partners). These patch the worker process only. `turns=pool` and
+  `turns=equal`: proposer turns in proportion to each hospital's pool, or
+  equal turns (`tclearn demo --turns-by-pool/--equal-turns`, genesis
+  `consensus.turn_weights`; `default` is equal turns). Runs stored before
+  2026-12-02 10:30 UTC made `turns=pool` a patch of
+  `committee.proposer_of` (the same schedule, not written into genesis, so
+  other committee draws).
 
 Every run's final model is also scored on the held-out test set T of
 `bench/centralized_vs_tclearn.py` (bladder), and with `--references` so is
@@ -92,7 +98,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 _KEYS = {"lr": float, "patience": int, "epochs": int, "adam": str, "warmup": int, "damp": float, "share": float,
-         "lts": float, "passes": float, "late": int, "prop": float}
+         "lts": float, "passes": float, "late": int, "prop": float, "turns": str}
 # the variants that set a field of the task's default hyper-parameters (and so of genesis)
 _HP_FIELDS = {"lr": "learning_rate", "epochs": "epochs", "lts": "local_test_share"}
 
@@ -105,7 +111,8 @@ def _variant(text: str) -> dict[str, Any]:
     for part in text.split(","):
         name, _, value = part.partition("=")
         try:
-            if name not in _KEYS or name in out or (name == "adam" and value != "keep"):
+            if name not in _KEYS or name in out or (name == "adam" and value != "keep") or (
+                    name == "turns" and value not in ("pool", "equal")):
                 raise ValueError
             out[name] = _KEYS[name](value)
         except ValueError:
@@ -225,7 +232,8 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
                                         adaptive_lr=True, centralized=False, out=Path(tmp),
                                         per_partner=per_partner,
                                         stop_patience=int(v["patience"]) if "patience" in v else None,
-                                        max_pool_passes=v.get("passes"), lr_epochs=v.get("late")))
+                                        max_pool_passes=v.get("passes"), lr_epochs=v.get("late"),
+                                        turns_by_pool=v.get("turns") == "pool"))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
     return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
                  "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,

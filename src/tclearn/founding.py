@@ -22,6 +22,7 @@ Torch is imported only when a learning task is touched.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from tclearn.errors import ConfigError, LearningError
 from tclearn.identity import Identity
 from tclearn.ledger.block import Block
-from tclearn.ledger.genesis import GenesisConfig, MemberInfo, build_genesis
+from tclearn.ledger.genesis import MAX_TURN_PERIOD, GenesisConfig, MemberInfo, build_genesis
 from tclearn.ledger.verify import verify_chain
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from tclearn.learning.hyperparams import HyperParams
     from tclearn.learning.tasks import Task
 
-__all__ = ["CoalitionPlan", "coalition_data", "data_key", "demo_data_key", "generated_identities",
+__all__ = ["CoalitionPlan", "coalition_data", "data_key", "demo_data_key", "generated_identities", "pool_turn_weights",
            "hospital_names", "now_ms", "numbered_names", "plan_for_task", "plan_from_config",
            "resolve_initial_model", "seeded_identities"]
 
@@ -184,6 +185,21 @@ def coalition_data(task: Task, partners: int, seed: int, *, split: str = "iid",
     elif task.name == "nifti" and split != "iid":
         options["mode"] = "size_skew"
     return task.coalition_data(partners, seed=seed, **options)
+
+
+def pool_turn_weights(names: Sequence[str], pool_sizes: Sequence[int]) -> dict[str, int] | None:
+    """Genesis turn weights in proportion to the pools (in lowest terms); None where the pools are equal.
+
+    None keeps equal turns and records nothing, so an IID coalition's genesis, and so its chain, is what it
+    was before turn weights existed. Pools summing past `MAX_TURN_PERIOD` are scaled down (each at least 1).
+    """
+    if len(set(pool_sizes)) <= 1:
+        return None
+    divisor = math.gcd(*pool_sizes)
+    weights = [n // divisor for n in pool_sizes]
+    if sum(weights) > MAX_TURN_PERIOD:
+        weights = [max(1, n * MAX_TURN_PERIOD // (2 * sum(pool_sizes))) for n in pool_sizes]
+    return dict(zip(names, weights))
 
 
 def data_key(seed: int) -> bytes:

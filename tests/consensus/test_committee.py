@@ -13,9 +13,15 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dataclasses
+
+import pytest
+
 from tclearn.consensus.committee import (
-    HashStream, committee_for, committee_seed, draw_committee, proposer_of, seeded_permutation, weighted_sample,
+    HashStream, committee_for, committee_seed, draw_committee, proposer_of, seeded_permutation, turn_schedule,
+    weighted_sample,
 )
+from tclearn.errors import ConsensusError
 from tclearn.consensus.rules import max_faulty, quorum, skip_threshold
 from tclearn.sim.build import make_genesis, make_identities
 from tclearn.ledger.verify import verify_genesis
@@ -75,6 +81,39 @@ def test_committee_draw_is_deterministic_weighted_without_replacement_and_exclud
     assert set(a.proposers) == set(state.members)  # validators come last, as fallbacks of last resort
     assert list(a.proposers[: len(outside)]) == outside and set(a.proposers[len(outside):]) == a.validators
     assert set(a.proposers) | a.validators == set(state.members)
+
+
+def test_without_turn_weights_members_take_equal_turns_in_join_order():
+    state = verify_genesis(make_genesis(make_identities(4), 2, "cd" * 32))
+    assert [proposer_of(state, h) for h in range(1, 10)] == ["m0", "m1", "m2", "m3", "m0", "m1", "m2", "m3", "m0"]
+
+
+def test_turn_weights_give_each_member_its_share_of_the_turns_spread_out():
+    weights = {"m0": 9, "m1": 12, "m2": 15, "m3": 60}  # a quantity-skewed split's pools
+    state = verify_genesis(make_genesis(make_identities(4), 2, "cd" * 32, turn_weights=weights))
+    period = [proposer_of(state, h) for h in range(1, 97)]
+    assert Counter(period) == weights
+    assert [proposer_of(state, h) for h in range(97, 193)] == period  # the schedule repeats with period 96
+    assert all(a != b or a == "m3" for a, b in zip(period, period[1:]))  # only the largest pool proposes twice running
+    assert max(len(run) for run in "".join("x" if m == "m3" else "." for m in period).split(".")) <= 2
+    smallest = [h for h, m in enumerate(period) if m == "m0"]
+    assert all(8 <= b - a <= 13 for a, b in zip(smallest, smallest[1:]))  # about every 96 / 9 turns
+
+
+def test_the_turn_schedule_is_scale_free_and_plain_turns_for_equal_weights():
+    assert turn_schedule((1, 1, 1)) == (0, 1, 2)
+    assert turn_schedule((5, 5, 5)) == (0, 1, 2) * 5
+    assert turn_schedule((2, 4, 6)) == turn_schedule((1, 2, 3)) * 2
+    with pytest.raises(ConsensusError):
+        turn_schedule((3, 0))
+
+
+def test_a_member_that_joined_later_takes_the_founders_mean_weight():
+    weights = {"m0": 6, "m1": 2, "m2": 1}
+    state = verify_genesis(make_genesis(make_identities(3), 2, "cd" * 32, turn_weights=weights))
+    state = dataclasses.replace(state, members={**state.members, "m9": b"\x01" * 32})  # as a membership block does
+    period = [proposer_of(state, h) for h in range(1, 13)]
+    assert Counter(period) == {"m0": 6, "m1": 2, "m2": 1, "m9": 3}  # (6 + 2 + 1) // 3
 
 
 def test_the_draw_is_proportional_to_strength_statistical():

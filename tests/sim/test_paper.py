@@ -137,6 +137,19 @@ def test_partners_take_turns_as_proposers():
     assert [b.contributor for b in c.chain("m3")[1:8]] == [f"m{i}" for i in range(7)]
 
 
+def test_partners_take_turns_in_proportion_to_their_genesis_turn_weights():
+    """consensus.turn_weights: m0 proposes four times as often as each other member; the chains still agree."""
+    weights = {"m0": 4, "m1": 1, "m2": 1, "m3": 1, "m4": 1}
+    setup = synthetic_coalition(5, 3, seed=2, faults=SHORT, turn_weights=weights)
+    c = setup.coalition
+    assert c.run_until(16, 1200)
+    proposers = [b.contributor for b in c.chain("m3")[1:17]]
+    assert Counter(proposers) == {"m0": 8, "m1": 2, "m2": 2, "m3": 2, "m4": 2}
+    assert proposers[:8] == ["m0", "m1", "m0", "m2", "m3", "m0", "m4", "m0"]  # spread out, not four in a row
+    same_chains(c, [f"m{i}" for i in range(5)])
+    assert not c.monitor.violations
+
+
 def test_a_silent_proposer_is_replaced_by_the_next_in_turn():
     setup = synthetic_coalition(7, 4, seed=4, byzantine={"m0": {"silent"}}, faults=SHORT)
     c = setup.coalition

@@ -55,6 +55,10 @@ def demo_command(
         None, "--max-pool-passes",
         help="at most this many local passes over the mean hospital's pool per increment: fewer epochs for small "
              "hospitals, written into genesis (default: the task's epochs)"),
+    turns_by_pool: bool = typer.Option(
+        False, "--turns-by-pool/--equal-turns",
+        help="proposer turns in proportion to each hospital's pool, written into genesis (consensus.turn_weights; "
+             "nothing changes where the pools are equal; default: equal turns)"),
     lam: float = typer.Option(0.97, "--lambda", help="acceptance threshold λ in [0, 1]"),
     seed: int = typer.Option(0, "--seed", help="seed of everything: data, keys, training, network"),
     out: Path = typer.Option(Path("tclearn-demo"), "--out", help="output folder"),
@@ -142,7 +146,7 @@ def demo_command(
                        collude=collude, max_drop=max_drop, self_check=not no_self_check,
                        stop_patience=stop_patience, stop_min_delta=stop_min_delta, adaptive_lr=adaptive_lr,
                        lr_factor=lr_factor, lr_patience=lr_patience, per_partner=per_partner, equal_budget=equal_budget,
-                       max_pool_passes=max_pool_passes, lr_epochs=lr_epochs,
+                       max_pool_passes=max_pool_passes, lr_epochs=lr_epochs, turns_by_pool=turns_by_pool,
                        task_options=options, level=level, watermark_alpha=watermark_alpha)
     opts.check()  # a bad option is refused before the banner and the progress bar, not under them
     console = Console(stderr=json_out)

@@ -6,7 +6,13 @@ uses no floats and no random module: only integers and SHA-256.
 
 * **Proposer schedule.** Partners take turns: the proposer of height h is the
   member at position (h − 1) mod N in join order. It is fixed by the chain
-  before the round, so the proposer cannot steer the seed.
+  before the round, so the proposer cannot steer the seed. A genesis may
+  give each member a share of the turns instead (`consensus.turn_weights`,
+  say each hospital's number of cases, so that a hospital with five times
+  the data proposes five times as often, as pooled training would visit its
+  cases): the turns then follow a smooth weighted round robin over the
+  members in join order (`turn_schedule`), whose period is the weights' sum;
+  a member that joined later takes the founders' mean weight.
 * **Seed.** SHA-256 over a tag, the parent block hash and the height. A
   counter-mode stream `SHA-256(seed ‖ counter)` yields 256-bit integers;
   `HashStream.below(n)` draws uniformly from [0, n) by rejection sampling
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 from tclearn.consensus.rules import quorum, skip_threshold
@@ -48,7 +55,7 @@ MIN_SELF_EXCLUDING_COMMITTEE = 3
 
 __all__ = [
     "MIN_SELF_EXCLUDING_COMMITTEE", "Committee", "HashStream", "committee_for", "committee_seed", "draw_committee", "proposer_of",
-    "seeded_permutation", "weighted_sample",
+    "seeded_permutation", "turn_schedule", "weighted_sample",
 ]
 
 _COMMITTEE_TAG = b"tclearn/committee/v1"
@@ -128,10 +135,41 @@ def seeded_permutation(items: Sequence[str], stream: HashStream) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=32)
+def turn_schedule(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """One period of the smooth weighted round robin: index i appears weights[i] times, spread out.
+
+    At each step every index gains its weight; the one holding the most (the
+    lowest index on a tie) takes the turn and pays the sum (nginx's upstream
+    balancing). Equal weights give plain turns in index order. Integers only,
+    so every node computes the same schedule.
+    """
+    if not weights or min(weights) < 1:
+        raise ConsensusError(f"turn weights must be positive integers, got {list(weights)}")
+    total = sum(weights)
+    current = [0] * len(weights)
+    out = []
+    for _ in range(total):
+        best = 0
+        for i, w in enumerate(weights):
+            current[i] += w
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        out.append(best)
+    return tuple(out)
+
+
 def proposer_of(state: ChainState, height: int) -> str:
-    """The scheduled proposer of `height`: members take turns in join order."""
+    """The scheduled proposer of `height`: members take turns in join order, in proportion to their turn weights."""
     members = list(state.members)
-    return members[(height - 1) % len(members)]
+    declared = state.config.turn_weights
+    if declared is None:
+        return members[(height - 1) % len(members)]
+    founders = [w for m, w in declared.items()]
+    joiner = max(1, sum(founders) // len(founders))
+    schedule = turn_schedule(tuple(declared.get(m, joiner) for m in members))
+    return members[schedule[(height - 1) % len(schedule)]]
 
 
 def draw_committee(

@@ -30,7 +30,8 @@ from tclearn.demo.vault_models import DemoVault
 from tclearn.watermark.fingerprint import DEFAULT_ALPHA
 from tclearn.errors import ConfigError
 from tclearn.fsutil import atomic_write
-from tclearn.founding import coalition_data, demo_data_key, hospital_names, plan_for_task, seeded_identities
+from tclearn.founding import (coalition_data, demo_data_key, hospital_names, plan_for_task, pool_turn_weights,
+                              seeded_identities)
 from tclearn.consensus.progress import Progress
 from tclearn.data.ids import dataset_ids
 from tclearn.learning import (Evaluator, MemoryModelStore, coalition_passes, get_task, train_centralized,
@@ -80,6 +81,10 @@ class DemoOptions:
     # at most this many local passes over the mean hospital's trainable pool per increment: fewer epochs for
     # small hospitals, recorded in genesis (`Task.hyperparams_for`; None: the task's epochs)
     max_pool_passes: float | None = None
+    # proposer turns in proportion to each hospital's pool (genesis consensus.turn_weights; nothing recorded
+    # where the pools are equal). Off by default: +0.25 ± 0.45 Dice points on T with 4 quantity-skewed bladder
+    # hospitals, −0.01 ± 0.23 with 10 (fresh seeds 40–59, `bench/lr_schedule.py turns=pool`; README)
+    turns_by_pool: bool = False
     equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
     level: str = "A"  # A: public models in memory; B: through the supervisor's vault; C: B + watermarked copies
     watermark_alpha: float = DEFAULT_ALPHA  # level C: the marks' amplitude, in units of each layer's std
@@ -188,11 +193,13 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
     lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default, task.epochs_after_lowering)
+    turn_weights = pool_turn_weights(names, [len(p) for p in data.partners]) if opts.turns_by_pool else None
     plan = plan_for_task(
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),
         revert_authorized=(names[0],), initial_model_hash=init_hash, timestamp_ms=T0_MS, max_drop=opts.max_drop,
         stopping=stopping, adaptive_lr=lr_policy, hyperparams=hp,
+        **({} if turn_weights is None else {"turn_weights": turn_weights}),
         **(vault.genesis_fields() if vault is not None else {}))
     config, genesis = plan.config, plan.genesis()
 
@@ -317,6 +324,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
                                         f"tick limit (no partner could fill a batch, or no quorum)")
     run.extra["stopping_rule"] = None if stopping is None else stopping.to_dict()
     run.extra["adaptive_lr"] = None if lr_policy is None else lr_policy.to_dict()
+    run.extra["turn_weights"] = turn_weights  # None: equal turns
     run.extra["hyperparams_blocks"] = [{"index": b.index, **dict(b.payload.get("hyperparams", {}))}
                                        for b in chain if b.kind == "hyperparams"]
     run.extra["data_ids"] = _contribution_summary(chain, registry)

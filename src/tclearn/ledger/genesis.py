@@ -21,9 +21,35 @@ from tclearn.ledger.records import check_hash
 from tclearn.quality import DEFAULT_MAX_DROP
 from tclearn.errors import EncodingError
 
-__all__ = ["GenesisConfig", "MemberInfo", "load_config", "parse_config", "build_genesis", "LEVELS"]
+__all__ = ["GenesisConfig", "MemberInfo", "load_config", "parse_config", "build_genesis", "LEVELS", "MAX_TURN_PERIOD",
+           "turn_weights_problem"]
 
 LEVELS = ("A", "B", "C")
+# consensus.turn_weights sum to at most this: the turn schedule's period, computed once per member set
+MAX_TURN_PERIOD = 10_000
+
+
+def turn_weights_problem(weights: Any, member_ids: list[str]) -> str | None:
+    """Why `weights` cannot be a genesis's consensus.turn_weights for these members (None: it can).
+
+    Every founding member is named, once, with a positive integer weight: its share of the proposer turns
+    (see `tclearn.consensus.committee.proposer_of`); the weights are relative (24 and 48 are 1 and 2) and sum to
+    at most MAX_TURN_PERIOD.
+    """
+    if not isinstance(weights, Mapping):
+        return f"consensus.turn_weights must be a table of member = weight, got {type(weights).__name__}"
+    for mid, w in weights.items():
+        if mid not in member_ids:
+            return f"consensus.turn_weights names {mid!r}, not a member"
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            return f"consensus.turn_weights.{mid} must be a positive integer, got {w!r}"
+    missing = [m for m in member_ids if m not in weights]
+    if missing:
+        return f"consensus.turn_weights must name every member; missing {', '.join(missing)}"
+    if sum(weights.values()) > MAX_TURN_PERIOD:
+        return (f"consensus.turn_weights sum to {sum(weights.values())}, more than {MAX_TURN_PERIOD}: "
+                "they are relative, scale them down")
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,9 @@ class GenesisConfig:
     # levels B/C: the Ed25519 key that signs the supervisor's audit journal, so members can check the journal
     # against the heads anchored in proposals (`tclearn audit verify --chain`); None: nothing recorded
     supervisor_key: bytes | None = None
+    # each founding member's share of the proposer turns (members take turns in proportion, a smooth weighted
+    # round robin: `tclearn.consensus.committee.proposer_of`); None: equal turns, and nothing recorded
+    turn_weights: dict[str, int] | None = None
 
     @property
     def floor(self) -> float:
@@ -122,6 +151,10 @@ class GenesisConfig:
         problem = hyperparams_problem(self.hyperparams, prefix="hyperparams.", complete=True)
         if problem:
             raise ConfigError(problem)
+        if self.turn_weights is not None:
+            problem = turn_weights_problem(self.turn_weights, ids)
+            if problem:
+                raise ConfigError(problem)
 
     @property
     def founder_id(self) -> str:
@@ -145,6 +178,7 @@ class GenesisConfig:
                 "revert_authorized": list(self.revert_authorized),
                 **({} if self.max_drop is None else {"max_drop": float(self.max_drop)}),
                 **({} if self.stopping is None else {"stopping": self.stopping.to_dict()}),
+                **({} if self.turn_weights is None else {"turn_weights": dict(self.turn_weights)}),
             },
             **({} if self.adaptive_lr is None else {"adaptive_lr": self.adaptive_lr.to_dict()}),
             "test_set_hash": self.test_set_hash,
@@ -179,6 +213,8 @@ class GenesisConfig:
                 supervisor=p["supervisor"],
                 supervisor_key=None if p.get("supervisor_key") is None else bytes(p["supervisor_key"]),
                 founder=p["founder"],
+                turn_weights=(None if p["consensus"].get("turn_weights") is None
+                              else _turn_weights(p["consensus"]["turn_weights"])),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"genesis payload is incomplete: {exc}") from None
@@ -256,6 +292,7 @@ def parse_config(
         revert_authorized=tuple(_get(cons, "consensus", "revert_authorized", list, [])),
         max_drop=_optional_float(cons, "consensus", "max_drop"),
         stopping=_stopping(cons),
+        turn_weights=None if cons.get("turn_weights") is None else _turn_weights(cons["turn_weights"]),
         adaptive_lr=_adaptive_lr(data),
         test_set_hash=_get(test_set, "test_set", "hash", str, "0" * 64),
     )
@@ -279,6 +316,13 @@ def _stopping(cons: Mapping[str, Any]) -> StoppingRule | None:
             raise ConfigError("consensus.stop_min_delta needs consensus.stop_patience")
         return None
     return StoppingRule(patience=patience, min_delta=float(_get(cons, "consensus", "stop_min_delta", (int, float), 0.0)))
+
+
+def _turn_weights(table: Any) -> dict[str, int]:
+    """A plain dict of consensus.turn_weights (checked against the members by `GenesisConfig`)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"consensus.turn_weights must be a table of member = weight, got {type(table).__name__}")
+    return {str(k): v for k, v in table.items()}
 
 
 def _adaptive_lr(data: Mapping[str, Any]) -> LearningRatePolicy | None:

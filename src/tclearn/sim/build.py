@@ -31,12 +31,13 @@ def make_identities(n: int, seed: bytes = b"tclearn-sim") -> list[Identity]:
 
 
 def make_genesis(identities: list[Identity], committee: int, model_hash: str, *, lam: float = 0.95,
-                 revert_authorized: tuple[str, ...] = ("m0",), t0_ms: int = T0_MS) -> Block:
+                 revert_authorized: tuple[str, ...] = ("m0",), t0_ms: int = T0_MS,
+                 turn_weights: Mapping[str, int] | None = None) -> Block:
     config = GenesisConfig(
         coalition_id="sim", level="A", members=tuple(MemberInfo(i.member_id, i.public_key) for i in identities),
         task="synthetic", architecture="number", model_config={}, model_seed=0, hyperparams=dict(HYPERPARAMS),
         lam=lam, committee_size=committee, test_set_hash="ab" * 32, founder=identities[0].member_id,
-        revert_authorized=revert_authorized,
+        revert_authorized=revert_authorized, turn_weights=None if turn_weights is None else dict(turn_weights),
     )
     return CoalitionPlan(config, identities[0], model_hash, t0_ms, tuple(identities)).genesis()
 
@@ -64,11 +65,12 @@ def synthetic_coalition(
     shared_verifier: bool = True,
     no_trainer: Iterable[str] = (),
     attacks: Mapping[str, str] | None = None,
+    turn_weights: Mapping[str, int] | None = None,
 ) -> SyntheticSetup:
     """A coalition of synthetic members; `byzantine` maps member ids to behaviours (see `sim.adversary`)."""
     identities = make_identities(members)
     registry = ModelRegistry(seed)
-    genesis = make_genesis(identities, committee, registry.genesis_hash, lam=lam)
+    genesis = make_genesis(identities, committee, registry.genesis_hash, lam=lam, turn_weights=turn_weights)
     byz = {m: set(b) for m, b in (byzantine or {}).items()}
     skip = set(no_trainer)
     evaluators = {i.member_id: SyntheticEvaluator(registry, i.member_id) for i in identities}
