@@ -74,6 +74,7 @@ def test_the_example_s_commented_turn_weights_line_is_a_valid_config() -> None:
 
 @pytest.mark.parametrize("weights, message", [
     ("heavy", "must be a table"),
+    ({1: 1}, "keyed by member ids"),
     ({"nobody": 1}, "names 'nobody', not a member"),
     ("first:0", "must be a positive integer"),
     ("first:2.5", "must be a positive integer"),

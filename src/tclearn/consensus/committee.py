@@ -166,8 +166,7 @@ def proposer_of(state: ChainState, height: int) -> str:
     declared = state.config.turn_weights
     if declared is None:
         return members[(height - 1) % len(members)]
-    founders = [w for m, w in declared.items()]
-    joiner = max(1, sum(founders) // len(founders))
+    joiner = max(1, sum(declared.values()) // len(declared))
     schedule = turn_schedule(tuple(declared.get(m, joiner) for m in members))
     return members[schedule[(height - 1) % len(schedule)]]
 

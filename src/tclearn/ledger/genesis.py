@@ -322,7 +322,9 @@ def _turn_weights(table: Any) -> dict[str, int]:
     """A plain dict of consensus.turn_weights (checked against the members by `GenesisConfig`)."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"consensus.turn_weights must be a table of member = weight, got {type(table).__name__}")
-    return {str(k): v for k, v in table.items()}
+    if not all(isinstance(k, str) for k in table):
+        raise ConfigError("consensus.turn_weights must be keyed by member ids (strings)")
+    return dict(table)
 
 
 def _adaptive_lr(data: Mapping[str, Any]) -> LearningRatePolicy | None:
