@@ -35,7 +35,8 @@ on the command line:
   partners). These patch the worker process only. `turns=pool` and
   `turns=equal`: proposer turns in proportion to each hospital's pool, or
   equal turns (`tclearn demo --turns-by-pool/--equal-turns`, genesis
-  `consensus.turn_weights`; `default` is equal turns). Runs stored before
+  `consensus.turn_weights`; `default` is the task's: bladder by pool since
+  2026-12-02 11:00 UTC, equal turns before). Runs stored before
   2026-12-02 10:30 UTC made `turns=pool` a patch of
   `committee.proposer_of` (the same schedule, not written into genesis, so
   other committee draws).
@@ -233,7 +234,7 @@ def _run(job: tuple[str, str, int, int, str]) -> tuple[tuple[str, str, int, int,
                                         per_partner=per_partner,
                                         stop_patience=int(v["patience"]) if "patience" in v else None,
                                         max_pool_passes=v.get("passes"), lr_epochs=v.get("late"),
-                                        turns_by_pool=v.get("turns") == "pool"))
+                                        turns_by_pool=None if "turns" not in v else v["turns"] == "pool"))
         final = state_from_bytes((Path(tmp) / MODEL_FILE).read_bytes())
     return job, {"final": run.final_score, "final_held_out": _held_out_score(get_task(task), partners, seed, final),
                  "blocks": len(run.blocks), "wall_s": time.perf_counter() - t0,

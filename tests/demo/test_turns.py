@@ -34,16 +34,16 @@ def test_pool_turn_weights_are_the_pools_in_lowest_terms_and_none_for_equal_pool
     assert big["a"] > 100 * big["b"]
 
 
-def test_bladder_non_iid_founds_turns_by_pool_on_request_and_iid_records_nothing(tmp_path: Path) -> None:
+def test_bladder_non_iid_founds_turns_by_pool_by_default_and_iid_records_nothing(tmp_path: Path) -> None:
     common = dict(task="bladder", partners=4, per_partner=12, rounds=1, seed=1, centralized=False,
                   task_options={"shape": (16, 16, 16)})
-    run = run_coalition(DemoOptions(**common, split="non-iid", out=tmp_path / "off"))  # type: ignore[arg-type]
+    run = run_coalition(DemoOptions(**common, split="non-iid", turns_by_pool=False,  # type: ignore[arg-type]
+                                    out=tmp_path / "off"))
     assert "turn_weights" not in _chain(tmp_path / "off" / "chain.db")[0].payload["config"]["consensus"]
-    assert run.extra["turn_weights"] is None  # the default: equal turns
-    run_coalition(DemoOptions(**common, split="iid", turns_by_pool=True, out=tmp_path / "iid"))  # type: ignore[arg-type]
+    assert run.extra["turn_weights"] is None  # --equal-turns
+    run_coalition(DemoOptions(**common, split="iid", out=tmp_path / "iid"))  # type: ignore[arg-type]
     assert "turn_weights" not in _chain(tmp_path / "iid" / "chain.db")[0].payload["config"]["consensus"]
-    run = run_coalition(DemoOptions(**common, split="non-iid", turns_by_pool=True,  # type: ignore[arg-type]
-                                    out=tmp_path / "skew"))
+    run = run_coalition(DemoOptions(**common, split="non-iid", out=tmp_path / "skew"))  # type: ignore[arg-type]
     sizes = [len(p) for p in coalition_data(get_task("bladder"), 4, 1, split="non-iid", per_partner=12).partners]
     assert len(set(sizes)) > 1
     recorded = _chain(tmp_path / "skew" / "chain.db")[0].payload["config"]["consensus"]["turn_weights"]
@@ -67,7 +67,7 @@ def test_the_demo_s_proposers_follow_the_pools(tmp_path: Path) -> None:
     assert len(Counter(expected)) == 3  # everyone proposes, the larger pools more often
 
 
-def test_equal_turns_by_default(tmp_path: Path) -> None:
+def test_digits_takes_equal_turns_by_default(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["demo", "--task", "digits", "--partners", "3", "--split", "non-iid", "--rounds",
                                    "3", "--no-centralized", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output

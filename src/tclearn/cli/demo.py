@@ -55,10 +55,10 @@ def demo_command(
         None, "--max-pool-passes",
         help="at most this many local passes over the mean hospital's pool per increment: fewer epochs for small "
              "hospitals, written into genesis (default: the task's epochs)"),
-    turns_by_pool: bool = typer.Option(
-        False, "--turns-by-pool/--equal-turns",
+    turns_by_pool: Optional[bool] = typer.Option(
+        None, "--turns-by-pool/--equal-turns",
         help="proposer turns in proportion to each hospital's pool, written into genesis (consensus.turn_weights; "
-             "nothing changes where the pools are equal; default: equal turns)"),
+             "nothing changes where the pools are equal; default: bladder and nifti by pool, digits equal)"),
     lam: float = typer.Option(0.97, "--lambda", help="acceptance threshold λ in [0, 1]"),
     seed: int = typer.Option(0, "--seed", help="seed of everything: data, keys, training, network"),
     out: Path = typer.Option(Path("tclearn-demo"), "--out", help="output folder"),

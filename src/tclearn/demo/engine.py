@@ -82,9 +82,8 @@ class DemoOptions:
     # small hospitals, recorded in genesis (`Task.hyperparams_for`; None: the task's epochs)
     max_pool_passes: float | None = None
     # proposer turns in proportion to each hospital's pool (genesis consensus.turn_weights; nothing recorded
-    # where the pools are equal). Off by default: +0.25 ± 0.45 Dice points on T with 4 quantity-skewed bladder
-    # hospitals, −0.01 ± 0.23 with 10 (fresh seeds 40–59, `bench/lr_schedule.py turns=pool`; README)
-    turns_by_pool: bool = False
+    # where the pools are equal; None: the task's default, `Task.turns_by_pool_by_default`)
+    turns_by_pool: bool | None = None
     equal_budget: bool = False  # also train the centralised model for as many passes as the coalition made
     level: str = "A"  # A: public models in memory; B: through the supervisor's vault; C: B + watermarked copies
     watermark_alpha: float = DEFAULT_ALPHA  # level C: the marks' amplitude, in units of each layer's std
@@ -193,7 +192,8 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
     init_hash = store.put_state(task.initial_state(opts.seed))
     stopping = opts.stopping_rule()
     lr_policy = opts.lr_policy(hp, task.adaptive_lr_by_default, task.epochs_after_lowering)
-    turn_weights = pool_turn_weights(names, [len(p) for p in data.partners]) if opts.turns_by_pool else None
+    by_pool = task.turns_by_pool_by_default if opts.turns_by_pool is None else opts.turns_by_pool
+    turn_weights = pool_turn_weights(names, [len(p) for p in data.partners]) if by_pool else None
     plan = plan_for_task(
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),

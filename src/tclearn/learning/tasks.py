@@ -103,6 +103,9 @@ class Task(ABC):
     # validation and signing; once the rate comes down, fewer passes over a hospital's pool pull the
     # shared model less towards that pool, and the final score gains (`bench/lr_schedule.py late=2`, README)
     epochs_after_lowering: ClassVar[int | None] = None
+    # whether `tclearn demo` founds its coalition with proposer turns in proportion to the hospitals' pools
+    # (genesis consensus.turn_weights; nothing recorded where the pools are equal) unless told otherwise
+    turns_by_pool_by_default: ClassVar[bool] = False
     # samples per evaluation forward pass (`evaluate.evaluate_model`): >1 only for a network whose rows of a
     # batch do not interact in eval mode, and whose `sample_scores` of a row do not depend on the other rows
     eval_chunk_size: ClassVar[int] = 1
