@@ -36,8 +36,8 @@ on the command line:
   `turns=equal`: proposer turns in proportion to each hospital's pool, or
   equal turns (`tclearn demo --turns-by-pool/--equal-turns`, genesis
   `consensus.turn_weights`; `default` is the task's: bladder by pool since
-  2026-12-02 11:00 UTC, equal turns before). Runs stored before
-  2026-12-02 10:30 UTC made `turns=pool` a patch of
+  2026-12-02 11:02 UTC, equal turns before). Runs stored before
+  2026-12-02 10:21 UTC made `turns=pool` a patch of
   `committee.proposer_of` (the same schedule, not written into genesis, so
   other committee draws).
 

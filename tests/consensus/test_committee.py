@@ -7,15 +7,13 @@ stream; the weighting is checked statistically.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import dataclasses
-
-import pytest
 
 from tclearn.consensus.committee import (
     HashStream, committee_for, committee_seed, draw_committee, proposer_of, seeded_permutation, turn_schedule,

@@ -198,8 +198,7 @@ def run_coalition(opts: DemoOptions, progress: Callable[[int, Block, float], Non
         task, identities, coalition_id=f"demo-{opts.task}-{opts.seed}", level=opts.level, seed=opts.seed,
         lam=opts.lam, committee_size=opts.committee_size, test_set_hash=data.test.digest(),
         revert_authorized=(names[0],), initial_model_hash=init_hash, timestamp_ms=T0_MS, max_drop=opts.max_drop,
-        stopping=stopping, adaptive_lr=lr_policy, hyperparams=hp,
-        **({} if turn_weights is None else {"turn_weights": turn_weights}),
+        stopping=stopping, adaptive_lr=lr_policy, hyperparams=hp, turn_weights=turn_weights,
         **(vault.genesis_fields() if vault is not None else {}))
     config, genesis = plan.config, plan.genesis()
 
